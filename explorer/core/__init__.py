@@ -1,0 +1,1 @@
+"""The headless core: layers, stacks, the engine, inputs, rendering. No Qt here."""

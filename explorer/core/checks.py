@@ -1,0 +1,131 @@
+"""Why a layer cannot run, in words a learner understands.
+
+The same checks run before a real forward pass and before a shape-only pass on meta tensors,
+so the shape table and a real run report the same message."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from explorer.core.layers import LayerSpec
+
+
+class LayerRunError(RuntimeError):
+    """A layer that cannot run on its input; the message names the layer."""
+
+
+def shape_str(shape) -> str:
+    return "[" + ", ".join(str(int(s)) for s in shape) + "]"
+
+
+def label(spec: LayerSpec) -> str:
+    return f"{spec.type} '{spec.name}'"
+
+
+def _pair(v: Any) -> tuple[int, int]:
+    return tuple(v) if isinstance(v, (tuple, list)) else (v, v)
+
+
+def _hw(pair: tuple) -> str:
+    return f"{pair[0]}x{pair[1]}"
+
+
+def _needs_image(spec: LayerSpec, x: torch.Tensor) -> None:
+    if x.dim() not in (3, 4):
+        raise LayerRunError(f"{label(spec)} needs an image-shaped input [N, C, H, W] but its input has shape "
+                            f"{shape_str(x.shape)}; it cannot come after Flatten or Linear.")
+
+
+def _kernel_fits(spec: LayerSpec, x: torch.Tensor, kernel, padding, dilation=1) -> None:
+    k, p, d = _pair(kernel), _pair(padding), _pair(dilation)
+    effective = tuple(dd * (kk - 1) + 1 for kk, dd in zip(k, d))
+    padded = tuple(int(s) + 2 * pp for s, pp in zip(x.shape[-2:], p))
+    if any(e > s for e, s in zip(effective, padded)):
+        what = f"kernel {_hw(k)}" if effective == k else f"kernel {_hw(k)} (dilated to {_hw(effective)})"
+        raise LayerRunError(f"{label(spec)}: {what} is larger than its padded input {_hw(padded)}.")
+
+
+def check_before_forward(spec: LayerSpec, args: dict[str, Any], x: torch.Tensor) -> None:
+    t = spec.type
+    if t in ("Conv2d", "ConvTranspose2d"):
+        _needs_image(spec, x)
+        channels = int(x.shape[-3])
+        if channels != args["in_channels"]:
+            raise LayerRunError(f"{label(spec)} expects {args['in_channels']} input channels but its input has "
+                                f"{channels} (shape {shape_str(x.shape)}).")
+        if t == "Conv2d" and args["padding"] != "same":
+            padding = 0 if args["padding"] == "valid" else args["padding"]
+            _kernel_fits(spec, x, args["kernel_size"], padding, args["dilation"])
+            if args["padding_mode"] == "reflect":
+                for pp, s in zip(_pair(padding), x.shape[-2:]):
+                    if pp >= s:
+                        raise LayerRunError(f"{label(spec)}: reflect padding {pp} must be smaller than the input size {int(s)}.")
+    elif t == "MaxPool2d":
+        _needs_image(spec, x)
+        _kernel_fits(spec, x, args["kernel_size"], args["padding"], args["dilation"])
+    elif t == "AvgPool2d":
+        _needs_image(spec, x)
+        _kernel_fits(spec, x, args["kernel_size"], args["padding"])
+    elif t in ("MaxUnpool2d", "Upsample"):
+        _needs_image(spec, x)
+    elif t == "BatchNorm2d":
+        if x.dim() != 4:
+            raise LayerRunError(f"{label(spec)} needs a 4-D input [N, C, H, W] but its input has shape {shape_str(x.shape)}.")
+        if int(x.shape[1]) != args["num_features"]:
+            raise LayerRunError(f"{label(spec)} expects {args['num_features']} channels (num_features) but its input has "
+                                f"{int(x.shape[1])} (shape {shape_str(x.shape)}).")
+    elif t == "PReLU":
+        n = args["num_parameters"]
+        channels = int(x.shape[1]) if x.dim() >= 2 else 1
+        if n != 1 and n != channels:
+            raise LayerRunError(f"{label(spec)} has num_parameters {n}, which must be 1 or the number of channels "
+                                f"of its input ({channels}, shape {shape_str(x.shape)}).")
+    elif t == "Linear":
+        features = int(x.shape[-1]) if x.dim() else 1
+        if features != args["in_features"]:
+            if x.dim() <= 2:
+                raise LayerRunError(f"{label(spec)} expects {args['in_features']} input features but the flattened input has "
+                                    f"{features}.")
+            flat = 1
+            for s in x.shape[1:]:
+                flat *= int(s)
+            raise LayerRunError(f"{label(spec)} expects {args['in_features']} input features but its input has shape "
+                                f"{shape_str(x.shape)} ({features} in the last dimension); put a Flatten before it "
+                                f"(flattened it has {flat}).")
+    elif t == "Flatten":
+        for key in ("start_dim", "end_dim"):
+            d = args[key]
+            if not -x.dim() <= d < x.dim():
+                raise LayerRunError(f"{label(spec)}: {key} {d} is out of range for an input with {x.dim()} dimensions "
+                                    f"{shape_str(x.shape)}.")
+        start, end = (args["start_dim"] % x.dim(), args["end_dim"] % x.dim())
+        if start > end:
+            raise LayerRunError(f"{label(spec)}: start_dim {args['start_dim']} comes after end_dim {args['end_dim']} "
+                                f"for an input of shape {shape_str(x.shape)}.")
+    elif t == "Softmax":
+        d = args["dim"]
+        if d is not None and not -x.dim() <= d < x.dim():
+            raise LayerRunError(f"{label(spec)}: dim {d} is out of range for an input with {x.dim()} dimensions "
+                                f"{shape_str(x.shape)}.")
+
+
+def check_unpool(spec: LayerSpec, x: torch.Tensor, pool_name: str, pool_output_shape, pool_enabled: bool) -> None:
+    if not pool_enabled:
+        raise LayerRunError(f"{label(spec)} takes its indices from '{pool_name}', which is disabled.")
+    if pool_output_shape is None:
+        raise LayerRunError(f"{label(spec)} takes its indices from '{pool_name}', which did not run.")
+    if tuple(x.shape) != tuple(pool_output_shape):
+        raise LayerRunError(f"{label(spec)} needs an input shaped like the output of '{pool_name}' "
+                            f"{shape_str(pool_output_shape)} but its input has shape {shape_str(x.shape)}.")
+
+
+def explain_exception(spec: LayerSpec, exc: BaseException) -> str:
+    """Torch's own message, trimmed to its first line and prefixed with the layer."""
+    if isinstance(exc, LayerRunError):
+        return str(exc)
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if "Output size is too small" in text:
+        return f"{label(spec)}: its output would be empty ({text})"
+    return f"{label(spec)}: {text}"

@@ -1,0 +1,235 @@
+"""Runs a stack layer by layer and keeps, for every layer, its shapes, parameter count, time and
+output (left on the device). A runner remembers its last run, so after an edit only the layers at
+and after the edited one are computed again. The same loop runs on meta tensors for shape inference."""
+
+from __future__ import annotations
+
+import json
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+from torch import nn
+
+from explorer.core.checks import LayerRunError, check_before_forward, check_unpool, explain_exception
+from explorer.core.devices import is_out_of_memory, out_of_memory_message, resolve_device, synchronize
+from explorer.core.layers import LayerArgError, LayerSpec, build_module, layer_seed
+from explorer.core.stack import Stack
+
+
+@dataclass
+class LayerResult:
+    index: int
+    name: str
+    type: str
+    enabled: bool
+    input_shape: tuple[int, ...] | None = None
+    output_shape: tuple[int, ...] | None = None
+    params: int = 0
+    seconds: float = 0.0
+    output: torch.Tensor | None = None
+    error: str | None = None
+    indices: torch.Tensor | None = field(default=None, repr=False)   # MaxPool2d only
+    reused: bool = False                                              # taken from the previous run
+
+
+@dataclass
+class RunResult:
+    layers: list[LayerResult]
+    device: torch.device
+    input_shape: tuple[int, ...]
+    seconds: float = 0.0
+    cancelled: bool = False
+
+    @property
+    def error(self) -> str | None:
+        for layer in self.layers:
+            if layer.error:
+                return layer.error
+        return None
+
+    @property
+    def failed_index(self) -> int | None:
+        for layer in self.layers:
+            if layer.error:
+                return layer.index
+        return None
+
+    @property
+    def ok(self) -> bool:
+        return not self.cancelled and self.error is None
+
+    @property
+    def computed(self) -> list[int]:
+        return [r.index for r in self.layers if not r.reused]
+
+
+def spec_key(spec: LayerSpec) -> tuple:
+    """What identifies a layer's computation. State tensors count by identity: edits replace them."""
+    state = tuple((k, id(v), v._version) for k, v in sorted(spec.state.items())) if spec.state else ()
+    return (spec.type, spec.name, json.dumps(spec.args, sort_keys=True, default=list),
+            spec.enabled, spec.indices_from, state)
+
+
+def _module_key(spec: LayerSpec, seed: int) -> tuple:
+    """Modules depend on type, name, args and state, not on enabled or indices_from."""
+    key = spec_key(spec)
+    return (*key[:3], key[5], seed)
+
+
+def _forward(spec: LayerSpec, module: nn.Module | None, x: torch.Tensor,
+             done: dict[str, LayerResult]) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """One layer on its input; raises LayerRunError (or torch's error) if it cannot run."""
+    if not spec.enabled:
+        return x, None
+    args = spec.full_args()
+    check_before_forward(spec, args, x)
+    if spec.type == "MaxPool2d":
+        out, indices = module(x)
+        return out, indices
+    if spec.type == "MaxUnpool2d":
+        pool = done.get(spec.indices_from)
+        check_unpool(spec, x, spec.indices_from, pool.output_shape if pool else None, pool.enabled if pool else True)
+        # The default output size is the pool's input size, which also undoes a floor in the pool.
+        return module(x, pool.indices, output_size=list(pool.input_shape[-2:])), None
+    if getattr(module, "inplace", False):
+        x = x.clone()    # an in-place layer would overwrite the previous layer's kept output
+    return module(x), None
+
+
+def _count_params(module: nn.Module | None) -> int:
+    return sum(p.numel() for p in module.parameters()) if module is not None else 0
+
+
+class StackRunner:
+    """Runs stacks on one device and remembers the last run for incremental re-runs.
+    Not thread-safe: one worker owns a runner."""
+
+    def __init__(self, device: str | torch.device = "auto"):
+        self.device = resolve_device(device)
+        self._source: torch.Tensor | None = None      # held so its id cannot be reused by another tensor
+        self._source_version = -1
+        self._moved: torch.Tensor | None = None       # the source on the runner's device
+        self._keys: list[tuple] = []
+        self._results: list[LayerResult] = []
+        self._modules: dict[tuple, nn.Module] = {}
+
+    def clear(self) -> None:
+        self._source, self._moved = None, None
+        self._keys, self._results, self._modules = [], [], {}
+
+    def _module(self, spec: LayerSpec, seed: int, train: bool) -> nn.Module:
+        key = _module_key(spec, seed)
+        module = self._modules.get(key)
+        if module is None or (train and any(True for _ in module.buffers())):
+            module = build_module(spec, seed, self.device)      # training updates BatchNorm's buffers: rebuild
+            self._modules[key] = module
+        module.train(train)
+        return module
+
+    def run(self, stack: Stack, x: torch.Tensor,
+            should_stop: Callable[[], bool] | None = None,
+            on_layer: Callable[[LayerResult, int], None] | None = None) -> RunResult:
+        """Runs every layer on x (moved to the runner's device). ``should_stop`` is asked between layers;
+        ``on_layer(result, total)`` is told after each one (for progress)."""
+        started = time.perf_counter()
+        train = stack.mode == "train"
+        same_input = self._source is x and self._source_version == x._version
+        if not same_input:
+            self._source, self._source_version, self._moved = x, x._version, x.to(self.device)
+        x = self._moved
+        prefix = (stack.seed, stack.mode)
+        keys, results = [], []
+        done: dict[str, LayerResult] = {}
+        reusable = same_input
+        live_modules: set[tuple] = set()
+        total = len(stack.layers)
+        for i, spec in enumerate(stack.layers):
+            if should_stop is not None and should_stop():
+                return RunResult(results, self.device, tuple(self._moved.shape), time.perf_counter() - started,
+                                 cancelled=True)
+            prefix = (prefix, spec_key(spec))
+            keys.append(prefix)
+            if reusable and i < len(self._keys) and self._keys[i] == prefix and self._results[i].error is None:
+                result = self._results[i]
+                result.reused = True
+            else:
+                reusable = False
+                result = self._run_layer(i, spec, x, done, stack.seed, train)
+            live_modules.add(_module_key(spec, stack.seed))
+            results.append(result)
+            done[spec.name] = result
+            if on_layer is not None:
+                on_layer(result, total)
+            if result.error:
+                break
+            x = result.output
+        self._keys, self._results = keys, results
+        self._modules = {k: m for k, m in self._modules.items() if k in live_modules}
+        return RunResult(results, self.device, tuple(self._moved.shape), time.perf_counter() - started)
+
+    def _run_layer(self, i: int, spec: LayerSpec, x: torch.Tensor, done: dict[str, LayerResult],
+                   seed: int, train: bool) -> LayerResult:
+        result = LayerResult(i, spec.name, spec.type, spec.enabled, input_shape=tuple(x.shape))
+        t0 = time.perf_counter()
+        try:
+            module = self._module(spec, seed, train) if spec.enabled else None
+            result.params = _count_params(module)
+            with torch.no_grad(), warnings.catch_warnings():
+                warnings.simplefilter("ignore")          # e.g. Softmax's implicit-dim warning
+                if train:
+                    with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
+                        torch.manual_seed(layer_seed(seed, spec.name) + 1)
+                        out, indices = _forward(spec, module, x, done)
+                else:
+                    out, indices = _forward(spec, module, x, done)
+            synchronize(self.device)
+        except (LayerRunError, LayerArgError) as e:
+            result.error = f"{spec.type} '{spec.name}': {e}" if isinstance(e, LayerArgError) else str(e)
+        except Exception as e:  # torch's own refusal, or running out of memory
+            result.error = (out_of_memory_message(self.device, f"{spec.type} '{spec.name}'")
+                            if is_out_of_memory(e) else explain_exception(spec, e))
+            if is_out_of_memory(e) and self.device.type == "cuda":
+                torch.cuda.empty_cache()
+        else:
+            result.output, result.indices = out, indices
+            result.output_shape = tuple(out.shape)
+        result.seconds = time.perf_counter() - t0
+        return result
+
+
+def run_stack(stack: Stack, x: torch.Tensor, device: str | torch.device = "auto") -> RunResult:
+    """One run, nothing remembered: the headless entry point."""
+    return StackRunner(device).run(stack, x)
+
+
+def run_on_meta(stack: Stack, input_shape: tuple[int, ...]) -> list[LayerResult]:
+    """The same loop and the same errors on meta tensors: shapes for any input size, nothing computed."""
+    x = torch.empty(tuple(input_shape), device="meta")
+    done: dict[str, LayerResult] = {}
+    results = []
+    for i, spec in enumerate(stack.layers):
+        result = LayerResult(i, spec.name, spec.type, spec.enabled, input_shape=tuple(x.shape))
+        try:
+            module = build_module(spec, device="meta") if spec.enabled else None
+            result.params = _count_params(module)
+            if module is not None:
+                module.train(stack.mode == "train")
+            with torch.no_grad(), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                out, indices = _forward(spec, module, x, done)
+        except LayerArgError as e:
+            result.error = f"{spec.type} '{spec.name}': {e}"
+        except Exception as e:
+            result.error = explain_exception(spec, e)
+        else:
+            result.output_shape, result.indices = tuple(out.shape), indices
+            result.input_shape = tuple(x.shape)
+            x = out
+        results.append(result)
+        done[spec.name] = result
+        if result.error:
+            break
+    return results

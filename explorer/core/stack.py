@@ -1,0 +1,302 @@
+"""The ordered stack of layers and its JSON file format (``feature-map-explorer/stack``, version 1).
+
+Loading checks everything and names the layer (index and name) and the key in its message;
+saving writes atomically and round-trips weights bit-exactly (float32 → JSON double → float32)."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from explorer.core.layers import LAYER_TYPES, LayerArgError, LayerSpec, check_args, state_shapes
+
+FORMAT = "feature-map-explorer/stack"
+VERSION = 1
+MODES = ("eval", "train")
+
+
+class StackError(ValueError):
+    """A stack file or dict that cannot be used; the message is one sentence for the user."""
+
+
+@dataclass
+class InputSpec:
+    """How an input is prepared: channels 1 (grayscale) or 3 (RGB), and an optional [H, W] resize."""
+
+    channels: int | None = None
+    size: tuple[int, int] | None = None
+
+
+@dataclass
+class Stack:
+    layers: list[LayerSpec] = field(default_factory=list)
+    seed: int = 0
+    input: InputSpec = field(default_factory=InputSpec)
+    mode: str = "eval"
+
+    def names(self) -> list[str]:
+        return [layer.name for layer in self.layers]
+
+    def index_of(self, name: str) -> int:
+        return self.names().index(name)
+
+    def copy(self) -> "Stack":
+        return Stack([layer.copy() for layer in self.layers], self.seed,
+                     InputSpec(self.input.channels, self.input.size), self.mode)
+
+
+def default_name(stack_names: list[str] | set[str], type_name: str) -> str:
+    """A readable unique name: conv1, conv2, relu1, pool1, ..."""
+    base = {
+        "Conv2d": "conv", "ConvTranspose2d": "deconv", "MaxPool2d": "pool", "AvgPool2d": "avgpool",
+        "MaxUnpool2d": "unpool", "Upsample": "up", "BatchNorm2d": "bn", "Linear": "fc",
+    }.get(type_name, type_name.lower())
+    taken = set(stack_names)
+    n = 1
+    while f"{base}{n}" in taken:
+        n += 1
+    return f"{base}{n}"
+
+
+# ---------------------------------------------------------------- reading
+def _where(index: int, raw: dict) -> str:
+    name = raw.get("name") if isinstance(raw, dict) else None
+    t = raw.get("type") if isinstance(raw, dict) else None
+    label = f"layer {index}"
+    if isinstance(name, str):
+        label += f" '{name}'"
+    if isinstance(t, str):
+        label += f" ({t})"
+    return label
+
+
+def _nested_shape(value: Any) -> tuple[int, ...] | None:
+    """Shape of a rectangular nested list of numbers, or None if ragged or not numeric."""
+    if _is_number(value):
+        return ()
+    if not isinstance(value, list):
+        return None
+    if not value:
+        return (0,)
+    inner = [_nested_shape(v) for v in value]
+    if inner[0] is None or any(s != inner[0] for s in inner):
+        return None
+    return (len(value), *inner[0])
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _state_from_json(raw_state: Any, spec: LayerSpec, where: str) -> dict[str, torch.Tensor]:
+    if not isinstance(raw_state, dict):
+        raise StackError(f"{where}: 'state' must be an object of tensors such as {{\"weight\": [...]}}.")
+    expected = state_shapes(spec)
+    meta = _meta_dtypes(spec)
+    out = {}
+    for key, value in raw_state.items():
+        if key not in expected:
+            names = ", ".join(expected) or "nothing (this layer has no parameters)"
+            raise StackError(f"{where}: state has no entry '{key}'; this layer's state holds {names}.")
+        shape = _nested_shape(value)
+        if shape is None:
+            raise StackError(f"{where}: state '{key}' must be a rectangular nested list of numbers.")
+        if shape != expected[key]:
+            raise StackError(f"{where}: state '{key}' has shape {list(shape)} but this layer expects {list(expected[key])}.")
+        out[key] = torch.tensor(value, dtype=meta[key])
+    return out
+
+
+def _meta_dtypes(spec: LayerSpec) -> dict[str, torch.dtype]:
+    from explorer.core.layers import build_module
+    return {k: v.dtype for k, v in build_module(spec, device="meta").state_dict().items()}
+
+
+def _layer_from_json(index: int, raw: Any, taken: list[str], pools: set[str]) -> LayerSpec:
+    where = _where(index, raw)
+    if not isinstance(raw, dict):
+        raise StackError(f"{where}: each layer must be an object like {{\"type\": \"ReLU\"}}.")
+    allowed = {"type", "name", "args", "state", "enabled", "indices_from"}
+    extra = sorted(set(raw) - allowed)
+    if extra:
+        raise StackError(f"{where}: unknown key '{extra[0]}'; a layer has {', '.join(sorted(allowed))}.")
+    t = raw.get("type")
+    if t not in LAYER_TYPES:
+        known = ", ".join(LAYER_TYPES)
+        raise StackError(f"{where}: unknown layer type {t!r}; the known types are {known}.")
+    name = raw.get("name")
+    if name is None:
+        name = default_name(taken, t)
+    elif not isinstance(name, str) or not name.strip():
+        raise StackError(f"{where}: 'name' must be a non-empty string.")
+    if name in taken:
+        raise StackError(f"{where}: the name '{name}' is used by an earlier layer; names must be unique.")
+    args = raw.get("args", {})
+    if not isinstance(args, dict):
+        raise StackError(f"{where}: 'args' must be an object of keyword arguments.")
+    try:
+        check_args(t, args)
+    except LayerArgError as e:
+        raise StackError(f"{where}: args '{e.key}': {e}") from None
+    enabled = raw.get("enabled", True)
+    if not isinstance(enabled, bool):
+        raise StackError(f"{where}: 'enabled' must be true or false.")
+    indices_from = raw.get("indices_from")
+    if t == "MaxUnpool2d":
+        if indices_from not in pools:
+            earlier = ", ".join(sorted(pools)) or "none in this stack"
+            raise StackError(f"{where}: 'indices_from' must name an earlier MaxPool2d (earlier MaxPool2d layers: {earlier}), not {indices_from!r}.")
+    elif indices_from is not None:
+        raise StackError(f"{where}: only MaxUnpool2d takes 'indices_from'.")
+    spec = LayerSpec(t, name, dict(args), None, enabled, indices_from)
+    if "state" in raw and raw["state"] is not None:
+        spec.state = _state_from_json(raw["state"], spec, where)
+    return spec
+
+
+def stack_from_dict(data: Any) -> Stack:
+    if not isinstance(data, dict):
+        raise StackError("A stack file must hold a JSON object with a 'layers' list.")
+    fmt = data.get("format", FORMAT)
+    if fmt != FORMAT:
+        raise StackError(f"This is not a Feature Map Explorer stack: 'format' is {fmt!r}, expected {FORMAT!r}.")
+    version = data.get("version", VERSION)
+    if version != VERSION:
+        raise StackError(f"Stack format version {version!r} is not supported; this version of the app reads version {VERSION}.")
+    allowed = {"format", "version", "seed", "input", "layers", "mode", "description"}
+    extra = sorted(set(data) - allowed)
+    if extra:
+        raise StackError(f"Unknown top-level key '{extra[0]}'; a stack has {', '.join(sorted(allowed))}.")
+    seed = data.get("seed", 0)
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise StackError(f"'seed' must be a whole number of at least 0, not {seed!r}.")
+    mode = data.get("mode", "eval")
+    if mode not in MODES:
+        raise StackError(f"'mode' must be 'eval' or 'train', not {mode!r}.")
+    input_spec = _input_from_json(data.get("input"))
+    raw_layers = data.get("layers", [])
+    if not isinstance(raw_layers, list):
+        raise StackError("'layers' must be a list of layer objects.")
+    layers: list[LayerSpec] = []
+    pools: set[str] = set()
+    for i, raw in enumerate(raw_layers):
+        spec = _layer_from_json(i, raw, [l.name for l in layers], pools)
+        layers.append(spec)
+        if spec.type == "MaxPool2d":
+            pools.add(spec.name)
+    return Stack(layers, seed, input_spec, mode)
+
+
+def _input_from_json(raw: Any) -> InputSpec:
+    if raw is None:
+        return InputSpec()
+    if not isinstance(raw, dict):
+        raise StackError("'input' must be an object like {\"channels\": 3, \"size\": [32, 32]}.")
+    extra = sorted(set(raw) - {"channels", "size"})
+    if extra:
+        raise StackError(f"input: unknown key '{extra[0]}'; input has channels and size.")
+    channels = raw.get("channels")
+    if channels is not None and (channels not in (1, 3) or isinstance(channels, bool)):
+        raise StackError(f"input 'channels' must be 1 (grayscale) or 3 (RGB), not {channels!r}.")
+    size = raw.get("size")
+    if size is not None:
+        if (not isinstance(size, list) or len(size) != 2
+                or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in size)):
+            raise StackError(f"input 'size' must be [height, width] with whole numbers of at least 1, not {size!r}.")
+        size = (size[0], size[1])
+    return InputSpec(channels, size)
+
+
+def parse_stack(text: str, source: str = "stack") -> Stack:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise StackError(f"{source} is not valid JSON (line {e.lineno}, column {e.colno}: {e.msg}).") from None
+    return stack_from_dict(data)
+
+
+def load_stack(path: str | os.PathLike) -> Stack:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise StackError(f"Stack file '{path}' does not exist.") from None
+    except IsADirectoryError:
+        raise StackError(f"'{path}' is a folder, not a stack file.") from None
+    except UnicodeDecodeError:
+        raise StackError(f"Stack file '{path}' is not a text (JSON) file.") from None
+    except OSError as e:
+        raise StackError(f"Cannot read stack file '{path}': {e.strerror or e}.") from None
+    try:
+        return parse_stack(text, f"Stack file '{path.name}'")
+    except StackError as e:
+        msg = str(e)
+        if not msg.startswith("Stack file"):
+            msg = f"{path.name}: {msg}"
+        raise StackError(msg) from None
+
+
+# ---------------------------------------------------------------- writing
+def _json_value(v: Any) -> Any:
+    return list(v) if isinstance(v, tuple) else v
+
+
+def layer_to_dict(spec: LayerSpec) -> dict[str, Any]:
+    d: dict[str, Any] = {"type": spec.type, "name": spec.name}
+    if spec.args:
+        d["args"] = {k: _json_value(v) for k, v in spec.args.items()}
+    if spec.indices_from is not None:
+        d["indices_from"] = spec.indices_from
+    if not spec.enabled:
+        d["enabled"] = False
+    if spec.state:
+        d["state"] = {k: v.detach().cpu().tolist() for k, v in spec.state.items()}
+    return d
+
+
+def stack_to_dict(stack: Stack) -> dict[str, Any]:
+    d: dict[str, Any] = {"format": FORMAT, "version": VERSION, "seed": stack.seed}
+    if stack.mode != "eval":
+        d["mode"] = stack.mode
+    inp = {}
+    if stack.input.channels is not None:
+        inp["channels"] = stack.input.channels
+    if stack.input.size is not None:
+        inp["size"] = list(stack.input.size)
+    if inp:
+        d["input"] = inp
+    d["layers"] = [layer_to_dict(layer) for layer in stack.layers]
+    return d
+
+
+def dump_stack(stack: Stack) -> str:
+    return json.dumps(stack_to_dict(stack), indent=2, allow_nan=True) + "\n"
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Write to a temporary file beside the target, flush it to disk, then rename over the target,
+    so a crash mid-save leaves the old file or the new one, never half of either."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def save_stack(stack: Stack, path: str | os.PathLike) -> None:
+    atomic_write_text(path, dump_stack(stack))
