@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,6 +73,8 @@ class GridLayout:
         return x, y, self.tile_w, self.tile_h
 
     def tile_at(self, x: float, y: float) -> int | None:
+        if not (self.count and self.tile_w and self.tile_h):
+            return None  # no tile has any pixels
         if not (math.isfinite(x) and math.isfinite(y)) or x < 0 or y < 0:
             return None
         col, dx = divmod(math.floor(x), self.tile_w + self.pad)
@@ -126,10 +128,11 @@ def _working(t: torch.Tensor) -> torch.Tensor:
 def _finite_minmax(rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-row min and max of a 2-D tensor, ignoring NaN and ±inf; rows with no
     finite value give (0, 0)."""
-    lo, hi = torch.aminmax(rows, dim=1)
-    # aminmax propagates NaN and counts infinities; the masked pass below costs
-    # three extra sweeps, so only pay it when the cheap answer is not finite.
-    # (`.item()` is one sync of a single flag.)
+    # Separate amin/amax: on CPU they vectorise, aminmax(dim=) runs ~10x slower.
+    lo, hi = rows.amin(dim=1), rows.amax(dim=1)
+    # These propagate NaN and count infinities; the masked pass below costs
+    # three extra sweeps, so only pay for it when the cheap answer is not
+    # finite (bool() is one device sync of a single flag).
     if bool(torch.isfinite(lo).all() & torch.isfinite(hi).all()):
         return lo, hi
     finite = torch.isfinite(rows)
@@ -139,59 +142,64 @@ def _finite_minmax(rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return lo.masked_fill(empty, 0.0), hi.masked_fill(empty, 0.0)
 
 
-def _value_range(maps: torch.Tensor, normalization: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """The per-channel (low, high) that map to 0 and 255, for maps [C, ...]."""
+def _value_range(maps: torch.Tensor, normalization: str,
+                 range_source: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The per-channel (low, high) that map to 0 and 255, for maps [C, ...].
+    Layer/symmetric take their single range from `range_source` (default: maps)."""
     if normalization not in NORMALIZATIONS:
         raise ValueError(f"Unknown normalization '{normalization}'; use one of {', '.join(NORMALIZATIONS)}.")
     count = maps.shape[0]
+    source = maps if normalization == "channel" or range_source is None else _working(range_source)
+    if source.numel() == 0:  # nothing to measure (and reshape(.., -1) would be ambiguous)
+        zeros = maps.new_zeros(count)
+        return zeros, zeros
     if normalization == "channel":
         return _finite_minmax(maps.reshape(count, -1))
-    lo, hi = _finite_minmax(maps.reshape(1, -1))
+    lo, hi = _finite_minmax(source.reshape(1, -1))
     if normalization == "symmetric":
         hi = torch.maximum(lo.abs(), hi.abs())
         lo = -hi
-    return lo.expand(count), hi.expand(count)
+    return lo.expand(count).to(maps.dtype), hi.expand(count).to(maps.dtype)
 
 
-def _scale(maps: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor:
-    """maps [C, ...] -> float values in [0, 255.5) whose truncation to uint8 is the
-    rounded pixel; NaN -> 0. A fresh tensor, safe to modify in place."""
+def _pixels(maps: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, flat_level: float) -> torch.Tensor:
+    """maps [C, ...] -> int16 pixel values 0..255 (rounded), NaN -> 0, channels
+    with an empty range -> `flat_level`."""
     span = hi - lo
     flat = span <= 0
     scale = torch.where(flat, 0.0, 255.0 / torch.where(flat, 1.0, span))
-    # Constant ranges get no slope; symmetric's only constant range is [0, 0],
-    # whose values belong on the middle gray, while other modes draw black.
-    offset = torch.where(flat & (lo == 0) & (hi == 0) & (lo.signbit()), 128.0, 0.0)
-    bias = offset + 0.5 - lo * scale
+    bias = torch.where(flat, flat_level, 0.0) + 0.5 - lo * scale
     shape = (-1,) + (1,) * (maps.dim() - 1)
     # One fused pass for the affine map, then two in-place passes for the bounds.
-    out = torch.addcmul(bias.view(shape).to(maps.dtype), maps, scale.view(shape).to(maps.dtype))
-    return out.clamp_(0.0, 255.0).nan_to_num_(0.0)
+    out = torch.addcmul(bias.view(shape), maps, scale.view(shape))
+    out.clamp_(0.0, 255.0).nan_to_num_(0.0)
+    # int16, not uint8: CPU torch casts float->int16 vectorised but float->uint8
+    # element by element (~4x slower); int16->uint8 afterwards is a cheap copy.
+    return out.to(torch.int16)
 
 
 def _normalized(maps: torch.Tensor, normalization: str, range_source: torch.Tensor | None = None):
-    """(scaled float maps, lo, hi): the one path every render helper goes through.
-    `range_source` (default: maps) supplies the range for layer/symmetric."""
+    """(int16 pixels 0..255, lo, hi): the one path every render helper goes through."""
     maps = _working(maps)
-    if range_source is None or normalization == "channel":
-        lo, hi = _value_range(maps, normalization)
-    else:
-        lo, hi = _value_range(_working(range_source).reshape(1, -1), normalization)
-        lo, hi = lo.expand(maps.shape[0]), hi.expand(maps.shape[0])
-    return _scale(maps, lo, hi), lo, hi
+    lo, hi = _value_range(maps, normalization, range_source)
+    # Symmetric's only empty range is [0, 0]: all zeros, which belong on the
+    # middle gray. Elsewhere a constant channel is drawn black, like a dead one.
+    flat_level = 128.0 if normalization == "symmetric" else 0.0
+    return _pixels(maps, lo, hi, flat_level), lo, hi
 
 
 def _to_numpy_ranges(lo: torch.Tensor, hi: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-    both = torch.stack((lo, hi)).to("cpu", torch.float64).numpy()
+    # Cast after the copy: MPS has no float64.
+    both = torch.stack((lo, hi)).to("cpu").to(torch.float64).numpy()
     return both[0].copy(), both[1].copy()
 
 
 # --------------------------------------------------------------------------- tiling
 
 
-def _tile_into(canvas: torch.Tensor, scaled: torch.Tensor, layout: GridLayout) -> None:
-    """Write scaled [C, H, W] floats into the uint8 canvas as tiles; copy_ casts,
-    so scaling, rounding and tiling cost one write per pixel."""
+def _tile_into(canvas: torch.Tensor, pixels: torch.Tensor, layout: GridLayout) -> None:
+    """Write pixels [C, H, W] into the uint8 canvas as tiles; copy_ casts on the
+    way, so tiling costs one write per pixel."""
     step_h, step_w = layout.tile_h + layout.pad, layout.tile_w + layout.pad
     # A strided view of the canvas as [rows, cols, tile_h, tile_w]; no padding
     # ever needs cropping afterwards, so the canvas is contiguous as allocated.
@@ -201,9 +209,9 @@ def _tile_into(canvas: torch.Tensor, scaled: torch.Tensor, layout: GridLayout) -
     )
     full_rows, rest = divmod(layout.count, layout.cols)
     if full_rows:
-        tiles[:full_rows].copy_(scaled[: full_rows * layout.cols].view(full_rows, layout.cols, layout.tile_h, layout.tile_w))
+        tiles[:full_rows].copy_(pixels[: full_rows * layout.cols].view(full_rows, layout.cols, layout.tile_h, layout.tile_w))
     if rest:
-        tiles[full_rows, :rest].copy_(scaled[full_rows * layout.cols:])
+        tiles[full_rows, :rest].copy_(pixels[full_rows * layout.cols:])
 
 
 def _as_planes(maps: torch.Tensor) -> torch.Tensor:
@@ -231,11 +239,11 @@ def render_grid(maps: torch.Tensor, normalization: str = "channel", pad: int = 1
     maps = _as_planes(maps)
     count, tile_h, tile_w = maps.shape
     layout = grid_layout(count, tile_h, tile_w, pad=pad, cols=cols)
-    scaled, lo, hi = _normalized(maps, normalization)
+    pixels, lo, hi = _normalized(maps, normalization)
     canvas = torch.full((layout.height, layout.width), int(pad_value), dtype=torch.uint8, device=maps.device)
     if count and tile_h and tile_w:
-        _tile_into(canvas, scaled, layout)
-    del scaled  # the big float intermediate; don't keep it alive while copying to the host
+        _tile_into(canvas, pixels, layout)
+    del pixels  # the big intermediate; don't keep it alive while copying to the host
     lows, highs = _to_numpy_ranges(lo, hi)
     return RenderedGrid(canvas.to("cpu").numpy(), layout, lows, highs)
 
@@ -247,8 +255,8 @@ def render_channel(plane: torch.Tensor, normalization: str = "channel",
     matches how it looks in the grid."""
     if plane.dim() != 2:
         raise ValueError(f"expected one channel [H, W], got {list(plane.shape)}")
-    scaled, lo, hi = _normalized(plane.unsqueeze(0), normalization, range_source=layer)
-    image = scaled[0].to(torch.uint8).to("cpu").numpy()
+    pixels, lo, hi = _normalized(plane.unsqueeze(0), normalization, range_source=layer)
+    image = pixels[0].to(torch.uint8).to("cpu").numpy()
     lows, highs = _to_numpy_ranges(lo, hi)
     return image, float(lows[0]), float(highs[0])
 
@@ -261,14 +269,16 @@ def render_rgb(maps: torch.Tensor, channels: tuple[int, int, int] = (0, 1, 2),
     maps = _as_planes(maps)
     if len(channels) != 3:
         raise ValueError("render_rgb needs exactly three channel indices")
-    present = [c for c in channels if 0 <= c < maps.shape[0]]
     _, height, width = maps.shape
-    rgb = torch.zeros((height, width, 3), dtype=torch.uint8, device=maps.device)
+    present = [c for c in channels if 0 <= c < maps.shape[0]]
+    rgb = torch.zeros((3, height, width), dtype=torch.uint8, device=maps.device)
     if present:
-        picked = maps[torch.tensor(present, device=maps.device)]
-        scaled, _, _ = _normalized(picked, normalization, range_source=maps)
-        slots = [i for i, c in enumerate(channels) if 0 <= c < maps.shape[0]]
-        rgb[..., slots] = scaled.permute(1, 2, 0).to(torch.uint8)
+        pixels, _, _ = _normalized(maps[present], normalization, range_source=maps)
+        planes = iter(pixels)
+        for slot, c in enumerate(channels):
+            if 0 <= c < maps.shape[0]:
+                rgb[slot] = next(planes)
+    rgb = rgb.permute(1, 2, 0).contiguous()
     return rgb.to("cpu").numpy()
 
 
@@ -290,8 +300,11 @@ def render_input_image(x: torch.Tensor) -> np.ndarray:
     x = _working(_as_planes(x))
     if x.shape[0] not in (1, 3, 4):
         raise ValueError(f"an input image has 1, 3 or 4 channels, got {x.shape[0]}")
-    pixels = (x[:3] * 255.0 + 0.5).clamp_(0.0, 255.0).nan_to_num_(0.0).to(torch.uint8)
-    pixels = pixels[0] if pixels.shape[0] == 1 else pixels.permute(1, 2, 0).contiguous()
+    x = x[:3]
+    # The fixed range 0..1 through the same scaling as everything else.
+    count = x.shape[0]
+    pixels = _pixels(x, x.new_zeros(count), x.new_ones(count), flat_level=0.0).to(torch.uint8)
+    pixels = pixels[0] if count == 1 else pixels.permute(1, 2, 0).contiguous()
     return pixels.to("cpu").numpy()
 
 
@@ -313,16 +326,15 @@ def save_png(array: np.ndarray, path) -> None:
     if array.size == 0:
         raise ValueError("save_png cannot write an empty image")
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    # Not tempfile.mkstemp: its files are private (0600) and would stay so after
+    # the rename; "xb" creates with the usual umask permissions.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
-        with os.fdopen(fd, "wb") as f:
+        with open(tmp, "xb") as f:
             Image.fromarray(array).save(f, format="PNG")
         os.replace(tmp, path)
     except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+        tmp.unlink(missing_ok=True)
         raise
 
 

@@ -39,6 +39,7 @@ class Stack:
     seed: int = 0
     input: InputSpec = field(default_factory=InputSpec)
     mode: str = "eval"
+    description: str = ""
 
     def names(self) -> list[str]:
         return [layer.name for layer in self.layers]
@@ -48,7 +49,7 @@ class Stack:
 
     def copy(self) -> "Stack":
         return Stack([layer.copy() for layer in self.layers], self.seed,
-                     InputSpec(self.input.channels, self.input.size), self.mode)
+                     InputSpec(self.input.channels, self.input.size), self.mode, self.description)
 
 
 def default_name(stack_names: list[str] | set[str], type_name: str) -> str:
@@ -179,6 +180,9 @@ def stack_from_dict(data: Any) -> Stack:
     mode = data.get("mode", "eval")
     if mode not in MODES:
         raise StackError(f"'mode' must be 'eval' or 'train', not {mode!r}.")
+    description = data.get("description", "")
+    if not isinstance(description, str):
+        raise StackError("'description' must be a string.")
     input_spec = _input_from_json(data.get("input"))
     raw_layers = data.get("layers", [])
     if not isinstance(raw_layers, list):
@@ -190,7 +194,7 @@ def stack_from_dict(data: Any) -> Stack:
         layers.append(spec)
         if spec.type == "MaxPool2d":
             pools.add(spec.name)
-    return Stack(layers, seed, input_spec, mode)
+    return Stack(layers, seed, input_spec, mode, description)
 
 
 def _input_from_json(raw: Any) -> InputSpec:
@@ -261,7 +265,10 @@ def layer_to_dict(spec: LayerSpec) -> dict[str, Any]:
 
 
 def stack_to_dict(stack: Stack) -> dict[str, Any]:
-    d: dict[str, Any] = {"format": FORMAT, "version": VERSION, "seed": stack.seed}
+    d: dict[str, Any] = {"format": FORMAT, "version": VERSION}
+    if stack.description:
+        d["description"] = stack.description
+    d["seed"] = stack.seed
     if stack.mode != "eval":
         d["mode"] = stack.mode
     inp = {}

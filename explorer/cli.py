@@ -1,0 +1,191 @@
+"""The ``feature-map-explorer`` command: a thin layer over explorer.core (and the window for ``gui``).
+
+Exit codes: 0 all layers ran; 1 a layer failed (the summary is still written); 2 bad arguments,
+an unreadable stack or input. Errors are one line on stderr, never a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+PROG = "feature-map-explorer"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):   # one line, not argparse's usage block
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+class UsageError(Exception):
+    """Bad arguments, or a stack or input that cannot be read: exit code 2."""
+
+
+def _add_input_options(p: argparse.ArgumentParser) -> None:
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--image", metavar="PATH", help="an image file (PNG, JPEG, BMP, GIF, TIFF, WebP)")
+    src.add_argument("--sample", metavar="NAME", help="a built-in sample (see `samples`)")
+    src.add_argument("--cifar", metavar="DIR", help="a CIFAR-10 folder (python version) or cifar-10-python.tar.gz")
+    p.add_argument("--split", choices=("test", "train"), default="test", help="CIFAR-10 split (default test)")
+    p.add_argument("--batch-size", type=int, default=64, metavar="N", help="CIFAR-10 images per batch (default 64)")
+    p.add_argument("--batch", type=int, default=0, metavar="K", help="CIFAR-10 batch index (default 0)")
+    p.add_argument("--download", action="store_true",
+                   help="download CIFAR-10 into DIR first if it is not there (needs the internet)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=PROG, description="See what convolutional networks do. With no command, opens the window.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser)
+
+    run = sub.add_parser("run", help="run a stack on an input and write every layer's output to a folder")
+    run.add_argument("stack", metavar="STACK", help="a stack file, or the name of a built-in example")
+    _add_input_options(run)
+    run.add_argument("--out", required=True, metavar="DIR", help="folder for input.npy, summary.json and one .npy/.png per layer")
+    run.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps")
+
+    shapes = sub.add_parser("shapes", help="the shape table of a stack, without computing anything")
+    shapes.add_argument("stack", metavar="STACK", help="a stack file, or the name of a built-in example")
+    shapes.add_argument("--input-shape", required=True, metavar="N,C,H,W", help="e.g. 1,3,32,32")
+    shapes.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    sub.add_parser("samples", help="list the built-in sample images")
+    sub.add_parser("examples", help="list the built-in example stacks")
+
+    gui = sub.add_parser("gui", help="open the window (the default)")
+    gui.add_argument("stack", nargs="?", metavar="STACK", help="a stack file, or the name of a built-in example")
+    _add_input_options(gui)
+    gui.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    return parser
+
+
+def _version() -> str:
+    from explorer import __version__
+    return __version__
+
+
+def _print_list(items: list[tuple[str, str]]) -> None:
+    width = max((len(name) for name, _ in items), default=0)
+    for name, description in items:
+        print(f"{name.ljust(width)}  {description}")
+
+
+def _input_source(args):
+    from explorer.core.cifar import download_cifar
+    from explorer.core.input_source import InputSource
+
+    if args.cifar:
+        path = args.cifar
+        if args.download:
+            path = str(download_cifar(path))
+        return InputSource.cifar(path, args.split, args.batch_size, args.batch)
+    if args.download:
+        raise UsageError("--download only goes with --cifar DIR.")
+    if args.image:
+        return InputSource.image(args.image)
+    if args.sample:
+        return InputSource.sample(args.sample)
+    raise UsageError("run needs an input: --image PATH, --sample NAME or --cifar DIR.")
+
+
+def _parse_shape(text: str) -> tuple[int, ...]:
+    try:
+        shape = tuple(int(v) for v in text.replace("x", ",").split(","))
+    except ValueError:
+        raise UsageError(f"--input-shape must be numbers like 1,3,32,32, not '{text}'.") from None
+    if not 1 <= len(shape) <= 4 or any(v < 1 for v in shape):
+        raise UsageError(f"--input-shape must be up to four numbers of at least 1, like N,C,H,W = 1,3,32,32, not '{text}'.")
+    return shape
+
+
+def cmd_run(args) -> int:
+    from explorer.core.devices import resolve_device
+    from explorer.core.engine import run_stack
+    from explorer.core.examples import resolve_stack
+    from explorer.core.export import export_run
+    from explorer.core.input_source import load_input
+
+    stack = resolve_stack(args.stack)
+    device = resolve_device(args.device)
+    batch = load_input(_input_source(args), stack.input)
+    result = run_stack(stack, batch.tensor, device)
+    summary = export_run(result, batch, args.out)
+    for layer in summary["layers"]:
+        shape = layer["output_shape"]
+        status = layer["error"] or _fmt_shape(shape)
+        print(f"{layer['index']:>3}  {layer['name']:<14} {layer['type']:<16} {status}")
+    print(f"wrote {len(summary['layers'])} layer(s) to {args.out} (device {summary['device']})")
+    if result.error:
+        print(f"{PROG}: {result.error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _fmt_shape(shape) -> str:
+    return "[" + ", ".join(map(str, shape)) + "]" if shape else "—"
+
+
+def cmd_shapes(args) -> int:
+    from explorer.core.examples import resolve_stack
+    from explorer.core.shapes import infer_shapes, total_params
+
+    stack = resolve_stack(args.stack)
+    rows = infer_shapes(stack, _parse_shape(args.input_shape))
+    if args.json:
+        print(json.dumps({"layers": [r.to_json() for r in rows], "total_params": total_params(rows)}, indent=2))
+    else:
+        header = f"{'#':>3}  {'name':<14} {'type':<16} {'input':<20} {'output':<20} {'params':>10}"
+        print(header)
+        print("-" * len(header))
+        for r in rows:
+            name = r.name if r.enabled else f"{r.name} (off)"
+            print(f"{r.index:>3}  {name:<14} {r.type:<16} {_fmt_shape(r.input_shape):<20} "
+                  f"{_fmt_shape(r.output_shape):<20} {r.params:>10,}")
+            for line in r.formula:
+                print(f"{'':>5}{line}")
+            if r.error:
+                print(f"{'':>5}error: {r.error}")
+        print(f"total parameters: {total_params(rows):,}")
+    return 1 if any(r.error for r in rows) else 0
+
+
+def cmd_gui(args) -> int:
+    from explorer.ui.app import run_app
+    return run_app(args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from explorer.core.devices import DeviceError
+    from explorer.core.inputs import InputError
+    from explorer.core.stack import StackError
+
+    try:
+        if args.command == "run":
+            return cmd_run(args)
+        if args.command == "shapes":
+            return cmd_shapes(args)
+        if args.command == "samples":
+            from explorer.core.inputs import list_samples
+            _print_list(list_samples())
+            return 0
+        if args.command == "examples":
+            from explorer.core.examples import list_examples
+            _print_list(list_examples())
+            return 0
+        if args.command is None:
+            args = parser.parse_args(["gui", *(argv if argv is not None else sys.argv[1:])])
+        return cmd_gui(args)
+    except (UsageError, StackError, InputError, DeviceError) as e:
+        print(f"{PROG}: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:   # e.g. the output folder cannot be written
+        print(f"{PROG}: {e.strerror or e}: {e.filename or ''}".rstrip(": "), file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:   # `... | head` closed the pipe: nothing left to say
+        sys.stderr.close()
+        return 0

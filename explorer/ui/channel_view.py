@@ -1,0 +1,169 @@
+"""Large view of one channel with a colour bar of its real value range and a
+value readout under the mouse.
+
+The widget renders what it is given: a ready uint8 image, the values that map
+to 0 and 255, and the channel's values as a small CPU array (one plane, copied
+once per selection) for the readout.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6 import QtCore, QtWidgets
+
+from explorer.core.colormaps import get_lut
+from explorer.ui.stats_view import format_value
+
+pg.setConfigOptions(imageAxisOrder="row-major")
+
+HOVER_HINT = "Move the mouse over the channel to read its values."
+
+
+def lut_colormap(name: str) -> pg.ColorMap:
+    """A pyqtgraph ColorMap with exactly the 256 colours of our LUT."""
+    lut = np.asarray(get_lut(name))
+    return pg.ColorMap(np.linspace(0.0, 1.0, len(lut)), lut, name=name)
+
+
+def bar_range(low: float, high: float) -> tuple[float, float]:
+    """The colour bar's axis cannot show an empty or infinite range; widen it a hair."""
+    low = float(low) if math.isfinite(low) else 0.0
+    high = float(high) if math.isfinite(high) else low
+    if high <= low:
+        eps = max(abs(low) * 1e-6, 1e-6)
+        return low - eps, low + eps
+    return low, high
+
+
+class ChannelView(QtWidgets.QWidget):
+    """One channel, big: ImageItem + ColorBarItem (low..high in data units) + readout."""
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None):
+        super().__init__(parent)
+        self.setObjectName("channelView")
+        self._values: np.ndarray | None = None
+        self._low = 0.0
+        self._high = 1.0
+        self._colormap = "gray"
+        self._last_pixel: tuple[int, int] | None = None
+
+        layout = QtWidgets.QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(2)
+
+        self.title = QtWidgets.QLabel("")
+        self.title.setObjectName("channelTitle")
+        font = self.title.font()
+        font.setBold(True)
+        self.title.setFont(font)
+        self.title.setContentsMargins(4, 0, 4, 0)
+        layout.addWidget(self.title)
+
+        self.graphics = pg.GraphicsLayoutWidget()
+        self.graphics.setObjectName("channelGraphics")
+        self.graphics.setMinimumSize(240, 200)
+        self.plot = self.graphics.addPlot(row=0, col=0)
+        self.plot.setMenuEnabled(False)
+        self.plot.hideButtons()
+        self.plot.setAspectLocked(True)
+        self.plot.invertY(True)
+        self.plot.getAxis("left").setWidth(34)
+        self.image_item = pg.ImageItem(axisOrder="row-major")
+        self.plot.addItem(self.image_item)
+
+        self.colorbar = pg.ColorBarItem(values=(0.0, 1.0), colorMap=lut_colormap("gray"), width=14,
+                                        interactive=False, colorMapMenu=False)
+        self.colorbar.getAxis("right").setWidth(64)
+        self.graphics.addItem(self.colorbar, row=0, col=1)
+        layout.addWidget(self.graphics, 1)
+
+        self.readout = QtWidgets.QLabel(HOVER_HINT)
+        self.readout.setObjectName("readoutLabel")
+        rfont = self.readout.font()
+        rfont.setFamily("monospace")
+        rfont.setStyleHint(rfont.StyleHint.Monospace)
+        self.readout.setFont(rfont)
+        self.readout.setContentsMargins(4, 0, 4, 2)
+        self.readout.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
+        layout.addWidget(self.readout)
+
+        self.graphics.scene().sigMouseMoved.connect(self._mouse_moved)
+        self.clear()
+
+    # ------------------------------------------------------------------ API
+
+    @property
+    def values(self) -> np.ndarray | None:
+        """The channel's values (CPU copy) that the readout reads."""
+        return self._values
+
+    @property
+    def value_range(self) -> tuple[float, float]:
+        """(low, high): the values drawn as the first and last colour."""
+        return self._low, self._high
+
+    def clear(self, title: str = "") -> None:
+        self._values = None
+        self._last_pixel = None
+        self.title.setText(title)
+        self.image_item.clear()
+        self.readout.setText("")
+
+    def set_channel(self, image: np.ndarray, values: np.ndarray, low: float, high: float,
+                    colormap: str, title: str = "", reset_view: bool = False) -> None:
+        """Show a uint8 (H, W) image whose 0 and 255 stand for `low` and `high`;
+        `values` (H, W) are what the readout reports."""
+        image = np.ascontiguousarray(image)
+        old_shape = self.image_item.image.shape if self.image_item.image is not None else None
+        self._values = values
+        self._low, self._high = float(low), float(high)
+        self.title.setText(title)
+        self._colormap = colormap
+        self.image_item.setImage(image, autoLevels=False, levels=(0, 255), lut=get_lut(colormap))
+        self.colorbar.setColorMap(lut_colormap(colormap))
+        self.colorbar.setLevels(bar_range(self._low, self._high))
+        if reset_view or old_shape != image.shape:
+            self.plot.autoRange(padding=0.02)
+        if self._last_pixel is not None:
+            self._show_readout(*self._last_pixel)
+        else:
+            self.readout.setText(HOVER_HINT)
+
+    def set_colormap(self, colormap: str) -> None:
+        self._colormap = colormap
+        self.image_item.setLookupTable(get_lut(colormap))
+        self.colorbar.setColorMap(lut_colormap(colormap))
+
+    def readout_at(self, x: int, y: int) -> str | None:
+        """'x=12 y=7 value=0.4321' for pixel (x, y), or None outside the channel."""
+        if self._values is None:
+            return None
+        h, w = self._values.shape[:2]
+        if not (0 <= x < w and 0 <= y < h):
+            return None
+        return f"x={x} y={y} value={format_value(self._values[y, x])}"
+
+    # ------------------------------------------------------------------ events
+
+    def _mouse_moved(self, scene_pos) -> None:
+        if self._values is None:
+            return
+        pos = self.image_item.mapFromScene(scene_pos)
+        x, y = math.floor(pos.x()), math.floor(pos.y())
+        if self.readout_at(x, y) is None or not self.plot.vb.sceneBoundingRect().contains(scene_pos):
+            self._last_pixel = None
+            self.readout.setText(HOVER_HINT)
+            return
+        self._last_pixel = (x, y)
+        self._show_readout(x, y)
+
+    def _show_readout(self, x: int, y: int) -> None:
+        text = self.readout_at(x, y)
+        if text is None:
+            self._last_pixel = None
+            self.readout.setText(HOVER_HINT)
+        else:
+            self.readout.setText(text)

@@ -1,0 +1,184 @@
+"""Summary numbers and a value histogram for a whole layer output.
+
+The numbers come from ``explorer.core.stats.layer_stats``; this widget only lays
+them out. One PlotDataItem (stepMode="center") draws the histogram and is reused.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6 import QtCore, QtWidgets
+
+from explorer.core.stats import LayerStats
+
+pg.setConfigOptions(imageAxisOrder="row-major")
+
+# Colours shared by the layer views (readable on pyqtgraph's default black).
+ACCENT = "#ffc400"          # selection / highlight
+POSITIVE = "#4f9be8"        # bars and histogram
+NEGATIVE = "#ef7a4c"
+MUTED_TEXT = "palette(placeholder-text)"
+
+
+def format_value(v: float) -> str:
+    """Four decimals for everyday magnitudes, scientific notation for tiny/huge ones."""
+    v = float(v)
+    if math.isnan(v):
+        return "nan"
+    if math.isinf(v):
+        return "inf" if v > 0 else "-inf"
+    if v == 0:
+        return "0"
+    if 1e-3 <= abs(v) < 1e5:
+        return f"{v:.4f}"
+    return f"{v:.3e}"
+
+
+def format_count(n: int) -> str:
+    return f"{int(n):,}"
+
+
+class StatsView(QtWidgets.QWidget):
+    """Compact panel: min, max, mean, std, % zeros, dead channels and a histogram."""
+
+    FIELDS = (
+        ("min", "Min"),
+        ("max", "Max"),
+        ("mean", "Mean"),
+        ("std", "Std"),
+        ("zeros", "Zeros"),
+        ("dead", "Dead channels"),
+        ("numel", "Values"),
+        ("nan", "NaN"),
+    )
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None):
+        super().__init__(parent)
+        self.setObjectName("statsView")
+        self._stats: LayerStats | None = None
+
+        outer = QtWidgets.QHBoxLayout(self)
+        outer.setContentsMargins(6, 4, 6, 4)
+        outer.setSpacing(12)
+
+        left = QtWidgets.QVBoxLayout()
+        left.setSpacing(4)
+        self.title = QtWidgets.QLabel("Layer statistics")
+        self.title.setObjectName("statsTitle")
+        font = self.title.font()
+        font.setBold(True)
+        self.title.setFont(font)
+        left.addWidget(self.title)
+
+        grid = QtWidgets.QGridLayout()
+        grid.setHorizontalSpacing(10)
+        grid.setVerticalSpacing(2)
+        self.value_labels: dict[str, QtWidgets.QLabel] = {}
+        self._name_labels: dict[str, QtWidgets.QLabel] = {}
+        for i, (key, text) in enumerate(self.FIELDS):
+            name = QtWidgets.QLabel(text + ":")
+            name.setAlignment(QtCore.Qt.AlignmentFlag.AlignRight | QtCore.Qt.AlignmentFlag.AlignVCenter)
+            value = QtWidgets.QLabel("—")
+            value.setObjectName("stat" + key.capitalize())
+            value.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
+            vfont = value.font()
+            vfont.setFamily("monospace")
+            vfont.setStyleHint(vfont.StyleHint.Monospace)
+            value.setFont(vfont)
+            row, col = i % 4, (i // 4) * 2
+            grid.addWidget(name, row, col)
+            grid.addWidget(value, row, col + 1)
+            self.value_labels[key] = value
+            self._name_labels[key] = name
+        grid.setColumnStretch(1, 1)
+        grid.setColumnStretch(3, 1)
+        left.addLayout(grid)
+        left.addStretch(1)
+        outer.addLayout(left, 0)
+
+        self.plot = pg.PlotWidget()
+        self.plot.setObjectName("statsHistogram")
+        self.plot.setMinimumSize(220, 110)
+        self.plot.setMenuEnabled(False)
+        self.plot.setMouseEnabled(x=False, y=False)
+        self.plot.hideButtons()
+        item = self.plot.getPlotItem()
+        item.setLabel("bottom", "value")
+        item.setLabel("left", "count")
+        item.getAxis("left").setWidth(48)
+        self.histogram = pg.PlotDataItem(
+            [0.0, 1.0], [0.0], stepMode="center", fillLevel=0,
+            pen=pg.mkPen(POSITIVE, width=1), brush=pg.mkBrush(POSITIVE + "90"),
+        )
+        item.addItem(self.histogram)
+        self.zero_line = pg.InfiniteLine(0.0, angle=90, pen=pg.mkPen("#bbbbbb", width=1,
+                                                                    style=QtCore.Qt.PenStyle.DashLine))
+        item.addItem(self.zero_line, ignoreBounds=True)
+        outer.addWidget(self.plot, 1)
+
+        self.setMinimumHeight(130)
+        self.clear()
+
+    # ------------------------------------------------------------------ API
+
+    @property
+    def stats(self) -> LayerStats | None:
+        return self._stats
+
+    def clear(self) -> None:
+        self._stats = None
+        self.title.setText("Layer statistics")
+        for label in self.value_labels.values():
+            label.setText("—")
+        self._set_nan_visible(False)
+        self.histogram.setData([0.0, 1.0], [0.0])
+        self.zero_line.hide()
+
+    def set_stats(self, stats: LayerStats | None, shape: tuple[int, ...] | None = None) -> None:
+        """Show `stats` of a layer output of `shape` (used for the item count and
+        the number of channels)."""
+        if stats is None:
+            self.clear()
+            return
+        self._stats = stats
+        labels = self.value_labels
+        labels["min"].setText(format_value(stats.min))
+        labels["max"].setText(format_value(stats.max))
+        labels["mean"].setText(format_value(stats.mean))
+        labels["std"].setText(format_value(stats.std))
+        labels["zeros"].setText(f"{stats.zero_fraction * 100:.1f}%")
+        channels = shape[1] if shape is not None and len(shape) >= 2 else None
+        if channels is not None:
+            labels["dead"].setText(f"{stats.dead_channels} of {channels}")
+        else:
+            labels["dead"].setText(str(stats.dead_channels))
+        labels["numel"].setText(format_count(stats.numel))
+        labels["nan"].setText(format_count(stats.nan_count))
+        self._set_nan_visible(stats.nan_count > 0)
+        labels["zeros"].setToolTip("Share of all values that are exactly 0 (for ReLU: units that did not fire).")
+        labels["dead"].setToolTip("Channels that are 0 at every position in every batch item.")
+
+        if shape is not None and len(shape) >= 1:
+            items = shape[0]
+            noun = "item" if items == 1 else "items"
+            self.title.setText(f"Whole layer output ({items} batch {noun})")
+        else:
+            self.title.setText("Whole layer output")
+
+        edges = np.asarray(stats.hist_edges, dtype=np.float64)
+        counts = np.asarray(stats.hist_counts, dtype=np.float64)
+        self.histogram.setData(edges, counts)
+        lo, hi = float(edges[0]), float(edges[-1])
+        self.zero_line.setVisible(lo < 0.0 < hi)
+        self.plot.getPlotItem().setXRange(lo, hi, padding=0.02)
+        self.plot.getPlotItem().setYRange(0, max(1.0, float(counts.max(initial=0))), padding=0.05)
+
+    # ------------------------------------------------------------------ helpers
+
+    def _set_nan_visible(self, visible: bool) -> None:
+        self.value_labels["nan"].setVisible(visible)
+        self._name_labels["nan"].setVisible(visible)
+        self.value_labels["nan"].setStyleSheet("color: #e04040; font-weight: bold;" if visible else "")
