@@ -14,6 +14,7 @@ import pickle
 import tarfile
 import threading
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -95,7 +96,9 @@ def _unpickle(raw: bytes, display: str):
     except Exception:
         # Damaged pickles fail with many exception types (UnpicklingError, EOFError,
         # ValueError, TypeError, ...); for the user they are all the same problem.
-        raise InputError(f"'{display}' is not a CIFAR-10 batch file (it is truncated or not a Python pickle).") from None
+        raise InputError(
+            f"'{display}' is not a CIFAR-10 batch file (it is truncated or not a Python pickle)."
+        ) from None
 
 
 # --------------------------------------------------------------------------- validation
@@ -113,11 +116,10 @@ def _parse_batch(raw: bytes, display: str, num_classes: int) -> tuple[np.ndarray
     data, labels = obj.get("data"), obj.get("labels")
     if data is None or labels is None:
         raise InputError(f"'{display}' is not a CIFAR-10 batch file (it has no 'data' and 'labels').")
-    if not (isinstance(data, np.ndarray) and data.dtype == np.uint8 and data.ndim == 2 and data.shape[1] == ROW_LENGTH):
-        shape = getattr(data, "shape", None)
+    if not _is_row_array(data):
         raise InputError(
             f"'{display}' is not a CIFAR-10 batch file: its data should be N x {ROW_LENGTH} bytes, "
-            f"found {_describe_array(data, shape)}."
+            f"found {_describe_array(data)}."
         )
     labels = _parse_labels(labels, display)
     if len(labels) != len(data):
@@ -127,9 +129,13 @@ def _parse_batch(raw: bytes, display: str, num_classes: int) -> tuple[np.ndarray
     return data, labels
 
 
-def _describe_array(data, shape) -> str:
+def _is_row_array(data) -> bool:
+    return isinstance(data, np.ndarray) and data.dtype == np.uint8 and data.ndim == 2 and data.shape[1] == ROW_LENGTH
+
+
+def _describe_array(data) -> str:
     if isinstance(data, np.ndarray):
-        return f"{' x '.join(map(str, shape))} of {data.dtype}"
+        return f"{' x '.join(map(str, data.shape))} of {data.dtype}"
     return type(data).__name__
 
 
@@ -165,8 +171,9 @@ class _FolderFiles:
     def display(self, name: str) -> str:
         return str(self.location / name)
 
-    def read_many(self, names: list[str]) -> dict[str, bytes]:
-        return {name: self._read(name) for name in names}
+    def iter_files(self, names: list[str]) -> Iterator[tuple[str, bytes]]:
+        for name in names:
+            yield name, self._read(name)
 
     def _read(self, name: str) -> bytes:
         path = self.location / name
@@ -203,21 +210,28 @@ class _TarballFiles:
     def display(self, name: str) -> str:
         return f"{self.location}:{self._members[name].name}"
 
-    def read_many(self, names: list[str]) -> dict[str, bytes]:
+    def iter_files(self, names: list[str]) -> Iterator[tuple[str, bytes]]:
         # Reading in archive order needs a single pass through the gzip stream;
         # seeking backwards in it would restart decompression from the beginning.
         members = sorted((self._members[n] for n in names), key=lambda m: m.offset_data)
-        out = {}
+        with self._open() as tar:
+            for member in members:
+                name = Path(member.name).name
+                if member.size > MAX_FILE_BYTES:
+                    raise InputError(f"'{self.display(name)}' is too large to be a CIFAR-10 batch file.")
+                yield name, self._read_member(tar, member)
+
+    def _open(self) -> tarfile.TarFile:
         try:
-            with tarfile.open(self.location, "r:*") as tar:
-                for member in members:
-                    name = Path(member.name).name
-                    if member.size > MAX_FILE_BYTES:
-                        raise InputError(f"'{self.display(name)}' is too large to be a CIFAR-10 batch file.")
-                    out[name] = tar.extractfile(member).read()
+            return tarfile.open(self.location, "r:*")
         except (tarfile.TarError, OSError, EOFError):
             raise InputError(f"'{self.location}' is truncated or corrupt and cannot be read.") from None
-        return out
+
+    def _read_member(self, tar: tarfile.TarFile, member: tarfile.TarInfo) -> bytes:
+        try:
+            return tar.extractfile(member).read()
+        except (tarfile.TarError, OSError, EOFError):
+            raise InputError(f"'{self.location}' is truncated or corrupt and cannot be read.") from None
 
 
 def _locate(path: Path) -> _FolderFiles | _TarballFiles:
@@ -240,7 +254,9 @@ def _locate(path: Path) -> _FolderFiles | _TarballFiles:
 
 def _check_has_batches(files, expected: str):
     if not files.names & set(TRAIN_FILES + TEST_FILES):
-        raise InputError(f"'{files.location}' holds no CIFAR-10 batch files (data_batch_1 to 5, test_batch): expected {expected}.")
+        raise InputError(
+            f"'{files.location}' holds no CIFAR-10 batch files (data_batch_1 to 5, test_batch): expected {expected}."
+        )
     return files
 
 
@@ -282,7 +298,7 @@ class CifarDataset:
     ) -> InputBatch:
         _check_batch_size(batch_size)
         count = self.num_batches(split, batch_size)
-        if not 0 <= batch_index < count:
+        if not _is_whole_number(batch_index) or not 0 <= batch_index < count:
             raise InputError(
                 f"There is no batch {batch_index} in the CIFAR-10 {split} split: with {batch_size} images "
                 f"per batch it has {count} batches, numbered 0 to {count - 1}."
@@ -304,7 +320,7 @@ class CifarDataset:
     def _read_class_names(self) -> list[str]:
         if META_FILE not in self._files.names:
             return list(DEFAULT_CLASS_NAMES)
-        raw = self._files.read_many([META_FILE])[META_FILE]
+        raw = dict(self._files.iter_files([META_FILE]))[META_FILE]
         return _parse_meta(raw, self._files.display(META_FILE))
 
     def _split_files(self, split: str) -> list[str]:
@@ -320,7 +336,8 @@ class CifarDataset:
         with self._lock:
             missing = [name for name in names if name not in self._arrays]
             if missing:
-                for name, raw in self._files.read_many(missing).items():
+                # Parse each file as it arrives, so only one raw file is held at a time.
+                for name, raw in self._files.iter_files(missing):
                     self._arrays[name] = _parse_batch(raw, self._files.display(name), len(self.class_names))
             return [self._arrays[name] for name in names]
 
@@ -337,8 +354,12 @@ class CifarDataset:
         return np.concatenate(data_parts), np.concatenate(label_parts)
 
 
+def _is_whole_number(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
 def _check_batch_size(batch_size: int) -> None:
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+    if not _is_whole_number(batch_size) or batch_size < 1:
         raise InputError(f"The batch size must be a whole number of at least 1, not {batch_size!r}.")
 
 

@@ -170,6 +170,9 @@ def _nested(values, indent: str, width: int = 100) -> str:
         return _value(values)
     if not values:
         return "[]"
+    flat = _flat(values)
+    if len(flat) + len(indent) + 2 <= width:
+        return flat
     if not isinstance(values[0], list):
         text = ", ".join(_value(v) for v in values)
         if len(text) + len(indent) + 2 <= width:
@@ -181,6 +184,12 @@ def _nested(values, indent: str, width: int = 100) -> str:
     inner = indent + "    "
     items = [inner + _nested(v, inner, width) + "," for v in values]
     return "[\n" + "\n".join(items) + "\n" + indent + "]"
+
+
+def _flat(values) -> str:
+    if isinstance(values, list):
+        return "[" + ", ".join(_flat(v) for v in values) + "]"
+    return _value(values)
 
 
 def _tensor_source(t: torch.Tensor, indent: str) -> str:

@@ -139,7 +139,9 @@ def adapt_batch(
     if size is not None:
         _check_size(size, batch.source)
         if tuple(tensor.shape[-2:]) != tuple(size):
-            tensor = F.interpolate(tensor, size=tuple(size), mode="bilinear", align_corners=False, antialias=True)
+            tensor = F.interpolate(
+                tensor, size=tuple(size), mode="bilinear", align_corners=False, antialias=True
+            )
             # Bilinear weights are non-negative, but float rounding can step just outside [0, 1].
             tensor = tensor.clamp_(0.0, 1.0)
     if tensor is batch.tensor:
@@ -201,7 +203,10 @@ def _decode(
             # Pillow's plugins report damaged data with many exception types (OSError,
             # SyntaxError, ValueError, struct.error, zlib.error, ...); to the user it is one case.
             raise InputError(f"Cannot read image '{name}': the {noun} is truncated or corrupt.") from None
+    try:
         return image_to_batch(img, source, channels, size)
+    except MemoryError:
+        raise InputError(f"Cannot load image '{name}': there is not enough memory to convert it.") from None
 
 
 def _open_header(fp: BinaryIO, name: str, noun: str, max_pixels: int) -> Image.Image:
@@ -251,7 +256,9 @@ def _check_size(size: tuple[int, int] | None, name: str) -> None:
         and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v > 0 for v in size)
     )
     if not valid:
-        raise InputError(f"Cannot resize '{name}' to {size!r}: the size must be two positive whole numbers (height, width).")
+        raise InputError(
+            f"Cannot resize '{name}' to {size!r}: the size must be two positive whole numbers (height, width)."
+        )
 
 
 # --------------------------------------------------------------------------- conversion
@@ -279,7 +286,9 @@ def _convert(img: Image.Image, channels: int, source: str) -> Image.Image:
     try:
         return img.convert(target)
     except ValueError:
-        raise InputError(f"Cannot read image '{source}': its colour mode {img.mode} cannot be converted to {target}.") from None
+        raise InputError(
+            f"Cannot read image '{source}': its colour mode {img.mode} cannot be converted to {target}."
+        ) from None
 
 
 def _to_unit(img: Image.Image, size: tuple[int, int] | None) -> np.ndarray:
