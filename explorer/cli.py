@@ -157,7 +157,10 @@ def cmd_gui(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:    # bad arguments (2), --help or --version (0): return the code, as documented
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
     from explorer.core.devices import DeviceError
     from explorer.core.inputs import InputError
     from explorer.core.stack import StackError

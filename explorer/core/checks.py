@@ -5,6 +5,7 @@ so the shape table and a real run report the same message."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -32,8 +33,8 @@ def _hw(pair: tuple) -> str:
     return f"{pair[0]}x{pair[1]}"
 
 
-def _needs_image(spec: LayerSpec, x: torch.Tensor) -> None:
-    if x.dim() not in (3, 4):
+def _needs_image(spec: LayerSpec, x: torch.Tensor, dims: tuple[int, ...] = (3, 4)) -> None:
+    if x.dim() not in dims:
         raise LayerRunError(f"{label(spec)} needs an image-shaped input [N, C, H, W] but its input has shape "
                             f"{shape_str(x.shape)}; it cannot come after Flatten or Linear.")
 
@@ -55,21 +56,43 @@ def check_before_forward(spec: LayerSpec, args: dict[str, Any], x: torch.Tensor)
         if channels != args["in_channels"]:
             raise LayerRunError(f"{label(spec)} expects {args['in_channels']} input channels but its input has "
                                 f"{channels} (shape {shape_str(x.shape)}).")
-        if t == "Conv2d" and args["padding"] != "same":
-            padding = 0 if args["padding"] == "valid" else args["padding"]
-            _kernel_fits(spec, x, args["kernel_size"], padding, args["dilation"])
+        if t == "Conv2d":
+            if args["padding"] == "same":
+                # torch pads d*(k-1) in all, the larger half on the bottom/right side
+                totals = (dd * (kk - 1) for kk, dd in zip(_pair(args["kernel_size"]), _pair(args["dilation"])))
+                largest_side = tuple(tt - tt // 2 for tt in totals)
+            else:
+                padding = 0 if args["padding"] == "valid" else args["padding"]
+                _kernel_fits(spec, x, args["kernel_size"], padding, args["dilation"])
+                largest_side = _pair(padding)
             if args["padding_mode"] == "reflect":
-                for pp, s in zip(_pair(padding), x.shape[-2:]):
+                for pp, s in zip(largest_side, x.shape[-2:]):
                     if pp >= s:
                         raise LayerRunError(f"{label(spec)}: reflect padding {pp} must be smaller than the input size {int(s)}.")
+        else:
+            size_in = tuple(int(v) for v in x.shape[-2:])
+            size_out = tuple((n - 1) * s - 2 * p + d * (k - 1) + op + 1 for n, s, p, d, k, op in zip(
+                size_in, _pair(args["stride"]), _pair(args["padding"]), _pair(args["dilation"]),
+                _pair(args["kernel_size"]), _pair(args["output_padding"])))
+            if any(n < 1 for n in size_out):
+                raise LayerRunError(f"{label(spec)}: padding {_hw(_pair(args['padding']))} is too large for its input "
+                                    f"{_hw(size_in)}; the output would be {_hw(size_out)}.")
     elif t == "MaxPool2d":
         _needs_image(spec, x)
         _kernel_fits(spec, x, args["kernel_size"], args["padding"], args["dilation"])
     elif t == "AvgPool2d":
         _needs_image(spec, x)
         _kernel_fits(spec, x, args["kernel_size"], args["padding"])
-    elif t in ("MaxUnpool2d", "Upsample"):
+    elif t == "MaxUnpool2d":
         _needs_image(spec, x)
+    elif t == "Upsample":
+        _needs_image(spec, x, (4,))      # on 3 dimensions torch would resize a 1-D signal instead
+        if args["scale_factor"] is not None:
+            size_in = tuple(int(v) for v in x.shape[-2:])
+            size_out = tuple(math.floor(float(n) * float(f)) for n, f in zip(size_in, _pair(args["scale_factor"])))
+            if any(n < 1 for n in size_out):
+                raise LayerRunError(f"{label(spec)}: scale_factor {_hw(_pair(args['scale_factor']))} turns its input "
+                                    f"{_hw(size_in)} into {_hw(size_out)}, which is empty.")
     elif t == "BatchNorm2d":
         if x.dim() != 4:
             raise LayerRunError(f"{label(spec)} needs a 4-D input [N, C, H, W] but its input has shape {shape_str(x.shape)}.")

@@ -170,9 +170,13 @@ def _nested(values, indent: str, width: int = 100) -> str:
         return _value(values)
     if not values:
         return "[]"
-    flat = _flat(values)
-    if len(flat) + len(indent) + 2 <= width:
-        return flat
+    leaves, v = 1, values
+    while isinstance(v, list) and v:      # rectangular: the first path gives the shape
+        leaves, v = leaves * len(v), v[0]
+    if leaves * 3 <= width:               # short enough that one line might do
+        flat = _flat(values)
+        if len(flat) + len(indent) + 2 <= width:
+            return flat
     if not isinstance(values[0], list):
         text = ", ".join(_value(v) for v in values)
         if len(text) + len(indent) + 2 <= width:
@@ -234,6 +238,7 @@ def pytorch_code(stack: Stack, class_name: str = DEFAULT_CLASS_NAME) -> str:
     train = stack.mode == "train"
     random_layers = [l for l in plan if train and l.spec.type in _RANDOM_IN_TRAINING]
     by_name = {s.name: s for s in stack.layers}
+    position = {s.name: i for i, s in enumerate(stack.layers)}
     attrs = attribute_names(stack)
     plan_by_name = {l.spec.name: l for l in plan}
 
@@ -302,7 +307,7 @@ def pytorch_code(stack: Stack, class_name: str = DEFAULT_CLASS_NAME) -> str:
         if layer.spec.type == "MaxUnpool2d":
             source = by_name.get(spec.indices_from) if spec.indices_from else None
             if source is None or source.type != "MaxPool2d" or not source.enabled \
-                    or stack.layers.index(source) > stack.layers.index(spec):
+                    or position[source.name] > position[spec.name]:
                 why = ("which is disabled" if source is not None and not source.enabled
                        else "which is not an earlier MaxPool2d")
                 msg = f"{spec.type} '{spec.name}' takes its indices from {spec.indices_from!r}, {why}."

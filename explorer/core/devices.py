@@ -68,12 +68,14 @@ def is_out_of_memory(exc: BaseException) -> bool:
     if isinstance(exc, torch.OutOfMemoryError):
         return True
     text = str(exc).lower()
-    return "out of memory" in text and isinstance(exc, RuntimeError)
+    # the CPU allocator says "DefaultCPUAllocator: can't allocate memory" (or "not enough memory")
+    return isinstance(exc, RuntimeError) and any(
+        s in text for s in ("out of memory", "can't allocate memory", "not enough memory"))
 
 
 def out_of_memory_message(device: torch.device, what: str) -> str:
-    return (f"{what} ran out of memory on {device_label(device)}; "
-            "try a smaller batch or input size, or switch to the CPU.")
+    advice = "try a smaller batch or input size" + (", or switch to the CPU" if device.type != "cpu" else "")
+    return f"{what} ran out of memory on {device_label(device)}; {advice}."
 
 
 def synchronize(device: torch.device) -> None:

@@ -4,6 +4,8 @@ and after the edited one are computed again. The same loop runs on meta tensors 
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import json
 import time
 import warnings
@@ -123,9 +125,13 @@ class StackRunner:
     def _module(self, spec: LayerSpec, seed: int, train: bool) -> nn.Module:
         key = _module_key(spec, seed)
         module = self._modules.get(key)
-        if module is None or (train and any(True for _ in module.buffers())):
-            module = build_module(spec, seed, self.device)      # training updates BatchNorm's buffers: rebuild
+        if module is None:
+            module = build_module(spec, seed, self.device)
             self._modules[key] = module
+        if train and any(True for _ in module.buffers()):
+            # Training updates BatchNorm's running stats: run a fresh copy, so every training run starts
+            # from the same state and the cached module keeps its untouched stats for evaluation.
+            module = copy.deepcopy(module)
         module.train(train)
         return module
 
@@ -148,13 +154,13 @@ class StackRunner:
         total = len(stack.layers)
         for i, spec in enumerate(stack.layers):
             if should_stop is not None and should_stop():
+                self._keys, self._results = keys, results    # what ran is valid for this input
                 return RunResult(results, self.device, tuple(self._moved.shape), time.perf_counter() - started,
                                  cancelled=True)
             prefix = (prefix, spec_key(spec))
             keys.append(prefix)
             if reusable and i < len(self._keys) and self._keys[i] == prefix and self._results[i].error is None:
-                result = self._results[i]
-                result.reused = True
+                result = dataclasses.replace(self._results[i], reused=True)   # the last run's result stays as it was
             else:
                 reusable = False
                 result = self._run_layer(i, spec, x, done, stack.seed, train)

@@ -370,10 +370,9 @@ def _check_combinations(type_name: str, a: dict[str, Any]) -> None:
                 if op >= max(s, d):
                     raise LayerArgError("output_padding", "output_padding must be smaller than either stride or dilation.")
     if type_name in ("MaxPool2d", "AvgPool2d"):
-        k = _pair(a["kernel_size"])
-        d = _pair(a.get("dilation", 1))
-        for p, kk, dd in zip(_pair(a["padding"]), k, d):
-            if p > (dd * (kk - 1) + 1) // 2:
+        # torch compares the padding with half the kernel size itself, not the dilated kernel
+        for p, kk in zip(_pair(a["padding"]), _pair(a["kernel_size"])):
+            if p > kk // 2:
                 raise LayerArgError("padding", f"padding ({p}) must be at most half the kernel size ({kk}).")
     if type_name == "Upsample":
         if (a["size"] is None) == (a["scale_factor"] is None):

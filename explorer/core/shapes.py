@@ -86,7 +86,7 @@ def _formula_lines(spec: LayerSpec, in_hw: tuple[int, int], out_hw: tuple[int, i
             value = (size - 1) * s - 2 * p + k
             line = f"{axis}_out = ({size}-1)*{s} - 2*{p} + {k} = {value}"
             if out_hw is not None and out_hw[n] != value:
-                line += f"; the size of '{spec.indices_from}''s input, {out_hw[n]}, is used"
+                line += f"; the input size of '{spec.indices_from}', {out_hw[n]}, is used"
             lines.append(line)
         elif t == "Upsample":
             if a["size"] is not None:

@@ -119,7 +119,10 @@ def _meta_dtypes(spec: LayerSpec) -> dict[str, torch.dtype]:
     return {k: v.dtype for k, v in build_module(spec, device="meta").state_dict().items()}
 
 
-def _layer_from_json(index: int, raw: Any, taken: list[str], pools: set[str]) -> LayerSpec:
+def _layer_from_json(index: int, raw: Any, taken: list[str], pools: set[str],
+                     reserved: set[str] = frozenset()) -> LayerSpec:
+    """``taken``: the names of the earlier layers; ``reserved``: names given anywhere in the file,
+    which a default name must not take."""
     where = _where(index, raw)
     if not isinstance(raw, dict):
         raise StackError(f"{where}: each layer must be an object like {{\"type\": \"ReLU\"}}.")
@@ -133,7 +136,8 @@ def _layer_from_json(index: int, raw: Any, taken: list[str], pools: set[str]) ->
         raise StackError(f"{where}: unknown layer type {t!r}; the known types are {known}.")
     name = raw.get("name")
     if name is None:
-        name = default_name(taken, t)
+        name = default_name({*taken, *reserved}, t)
+        where = _where(index, {**raw, "name": name})
     elif not isinstance(name, str) or not name.strip():
         raise StackError(f"{where}: 'name' must be a non-empty string.")
     if name in taken:
@@ -189,8 +193,9 @@ def stack_from_dict(data: Any) -> Stack:
         raise StackError("'layers' must be a list of layer objects.")
     layers: list[LayerSpec] = []
     pools: set[str] = set()
+    given = {raw["name"] for raw in raw_layers if isinstance(raw, dict) and isinstance(raw.get("name"), str)}
     for i, raw in enumerate(raw_layers):
-        spec = _layer_from_json(i, raw, [l.name for l in layers], pools)
+        spec = _layer_from_json(i, raw, [l.name for l in layers], pools, given)
         layers.append(spec)
         if spec.type == "MaxPool2d":
             pools.add(spec.name)

@@ -8,11 +8,12 @@ once per selection) for the readout.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6 import QtCore, QtWidgets
+from PySide6 import QtCore, QtGui, QtWidgets
 
 from explorer.core.colormaps import get_lut
 from explorer.ui.stats_view import format_value
@@ -22,6 +23,7 @@ pg.setConfigOptions(imageAxisOrder="row-major")
 HOVER_HINT = "Move the mouse over the channel to read its values."
 
 
+@functools.lru_cache(maxsize=None)
 def lut_colormap(name: str) -> pg.ColorMap:
     """A pyqtgraph ColorMap with exactly the 256 colours of our LUT."""
     lut = np.asarray(get_lut(name))
@@ -72,11 +74,13 @@ class ChannelView(QtWidgets.QWidget):
         self.plot.invertY(True)
         self.plot.getAxis("left").setWidth(34)
         self.image_item = pg.ImageItem(axisOrder="row-major")
+        self.image_item.setBorder(pg.mkPen(QtGui.QColor(150, 150, 150, 140), width=1, cosmetic=True))
         self.plot.addItem(self.image_item)
 
         self.colorbar = pg.ColorBarItem(values=(0.0, 1.0), colorMap=lut_colormap("gray"), width=14,
                                         interactive=False, colorMapMenu=False)
         self.colorbar.getAxis("right").setWidth(64)
+        self.colorbar.getAxis("right").enableAutoSIPrefix(False)
         self.graphics.addItem(self.colorbar, row=0, col=1)
         layout.addWidget(self.graphics, 1)
 
@@ -121,9 +125,10 @@ class ChannelView(QtWidgets.QWidget):
         self._values = values
         self._low, self._high = float(low), float(high)
         self.title.setText(title)
-        self._colormap = colormap
         self.image_item.setImage(image, autoLevels=False, levels=(0, 255), lut=get_lut(colormap))
-        self.colorbar.setColorMap(lut_colormap(colormap))
+        if colormap != self._colormap:
+            self.colorbar.setColorMap(lut_colormap(colormap))
+            self._colormap = colormap
         self.colorbar.setLevels(bar_range(self._low, self._high))
         if reset_view or old_shape != image.shape:
             self.plot.autoRange(padding=0.02)
@@ -133,6 +138,8 @@ class ChannelView(QtWidgets.QWidget):
             self.readout.setText(HOVER_HINT)
 
     def set_colormap(self, colormap: str) -> None:
+        if colormap == self._colormap:
+            return
         self._colormap = colormap
         self.image_item.setLookupTable(get_lut(colormap))
         self.colorbar.setColorMap(lut_colormap(colormap))

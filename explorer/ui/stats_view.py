@@ -20,7 +20,6 @@ pg.setConfigOptions(imageAxisOrder="row-major")
 ACCENT = "#ffc400"          # selection / highlight
 POSITIVE = "#4f9be8"        # bars and histogram
 NEGATIVE = "#ef7a4c"
-MUTED_TEXT = "palette(placeholder-text)"
 
 
 def format_value(v: float) -> str:
@@ -71,7 +70,15 @@ class StatsView(QtWidgets.QWidget):
         font = self.title.font()
         font.setBold(True)
         self.title.setFont(font)
-        left.addWidget(self.title)
+        title_row = QtWidgets.QHBoxLayout()
+        title_row.addWidget(self.title)
+        title_row.addStretch(1)
+        self.log_check = QtWidgets.QCheckBox("Log counts")
+        self.log_check.setObjectName("statsLogCheck")
+        self.log_check.setToolTip("Logarithmic count axis: shows the small bins next to a large spike (e.g. ReLU's zeros).")
+        self.log_check.toggled.connect(self._set_log)
+        title_row.addWidget(self.log_check)
+        left.addLayout(title_row)
 
         grid = QtWidgets.QGridLayout()
         grid.setHorizontalSpacing(10)
@@ -107,8 +114,9 @@ class StatsView(QtWidgets.QWidget):
         self.plot.hideButtons()
         item = self.plot.getPlotItem()
         item.setLabel("bottom", "value")
-        item.setLabel("left", "count")
-        item.getAxis("left").setWidth(48)
+        for name in ("left", "bottom"):
+            item.getAxis(name).enableAutoSIPrefix(False)
+        item.getAxis("left").setWidth(58)   # room for counts in the millions on the first paint
         self.histogram = pg.PlotDataItem(
             [0.0, 1.0], [0.0], stepMode="center", fillLevel=0,
             pen=pg.mkPen(POSITIVE, width=1), brush=pg.mkBrush(POSITIVE + "90"),
@@ -151,6 +159,8 @@ class StatsView(QtWidgets.QWidget):
         labels["std"].setText(format_value(stats.std))
         labels["zeros"].setText(f"{stats.zero_fraction * 100:.1f}%")
         channels = shape[1] if shape is not None and len(shape) >= 2 else None
+        vector = shape is not None and len(shape) == 2
+        self._name_labels["dead"].setText("Dead features:" if vector else "Dead channels:")
         if channels is not None:
             labels["dead"].setText(f"{stats.dead_channels} of {channels}")
         else:
@@ -159,7 +169,8 @@ class StatsView(QtWidgets.QWidget):
         labels["nan"].setText(format_count(stats.nan_count))
         self._set_nan_visible(stats.nan_count > 0)
         labels["zeros"].setToolTip("Share of all values that are exactly 0 (for ReLU: units that did not fire).")
-        labels["dead"].setToolTip("Channels that are 0 at every position in every batch item.")
+        labels["dead"].setToolTip(("Features" if vector else "Channels")
+                                  + " that are 0 at every position in every batch item.")
 
         if shape is not None and len(shape) >= 1:
             items = shape[0]
@@ -174,7 +185,11 @@ class StatsView(QtWidgets.QWidget):
         lo, hi = float(edges[0]), float(edges[-1])
         self.zero_line.setVisible(lo < 0.0 < hi)
         self.plot.getPlotItem().setXRange(lo, hi, padding=0.02)
-        self.plot.getPlotItem().setYRange(0, max(1.0, float(counts.max(initial=0))), padding=0.05)
+        self.plot.getPlotItem().enableAutoRange(axis="y")
+
+    def _set_log(self, on: bool) -> None:
+        self.plot.getPlotItem().setLogMode(y=on)
+        self.plot.getPlotItem().enableAutoRange(axis="y")
 
     # ------------------------------------------------------------------ helpers
 

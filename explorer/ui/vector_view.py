@@ -84,6 +84,8 @@ class VectorView(QtWidgets.QWidget):
         self.plot.setMouseEnabled(x=True, y=False)
         self.plot.getAxis("left").setWidth(56)
         self.plot.setLabel("left", "value")
+        for name in ("left", "bottom"):
+            self.plot.getAxis(name).enableAutoSIPrefix(False)
         self.bars = pg.BarGraphItem(x0=[0.0], height=[0.0], width=1.0)
         self.plot.addItem(self.bars)
         self.zero_line = pg.InfiniteLine(0.0, angle=0, pen=pg.mkPen("#999999", width=1))
@@ -107,6 +109,7 @@ class VectorView(QtWidgets.QWidget):
 
         self.plot_widget.scene().sigMouseMoved.connect(self._mouse_moved)
         self.plot.vb.sigResized.connect(self._update_ticks)
+        self.plot.vb.sigXRangeChanged.connect(self._update_ticks)
 
     # ------------------------------------------------------------------ API
 
@@ -157,16 +160,9 @@ class VectorView(QtWidgets.QWidget):
             self.bars.setOpts(x0=x0, height=finite, width=width, brushes=brushes, brush=None,
                               pen=pg.mkPen(None))
         else:
-            pens = None  # noqa: F841 (one brush for everything: fast for thousands of bars)
             self.bars.setOpts(x0=x0, height=finite, width=width, brushes=None,
                               brush=pg.mkBrush(POSITIVE), pen=pg.mkPen(None))
 
-        bottom = self.plot.getAxis("bottom")
-        if names is None:
-            bottom.setTicks(None)
-            bottom.setLabel("class" if class_names else "index")
-        else:
-            bottom.setLabel("class")
         self._update_ticks()
         self.plot.setLabel("bottom", "class" if names else "feature index")
 
@@ -186,7 +182,13 @@ class VectorView(QtWidgets.QWidget):
             notes.append(f"{nans} bar(s) hold NaN (drawn as 0).")
         if len(picked) and np.isfinite(picked).any():
             top = int(np.nanargmax(picked))
-            where = names[top] if names else f"index {int(starts[top])}"
+            if names:
+                where = names[top]
+            elif bucket > 1:
+                first = int(starts[top])
+                where = f"indices {first}..{min(self._count, first + bucket) - 1}"
+            else:
+                where = f"index {top}"
             notes.append(f"Largest: {where} = {format_value(picked[top])}.")
         self.note.setText("  ".join(notes))
         self.readout.setText("Move the mouse over the bars to read values.")

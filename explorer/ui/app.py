@@ -1,0 +1,84 @@
+"""Starting the window: the QApplication, error hooks that show a dialog and log instead of
+closing, and the choice of stack and input from the command line."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import traceback
+from pathlib import Path
+
+import pyqtgraph as pg
+from PySide6.QtCore import QStandardPaths, QTimer
+from PySide6.QtWidgets import QApplication
+
+from explorer.core.devices import resolve_device
+from explorer.core.input_source import InputSource
+
+log = logging.getLogger("explorer")
+
+
+def log_path() -> Path:
+    folder = Path(QStandardPaths.writableLocation(QStandardPaths.AppDataLocation) or Path.home() / ".feature-map-explorer")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / "explorer.log"
+
+
+def install_error_hooks(window_getter) -> None:
+    """Anything unexpected is logged and shown in a dialog on the GUI thread; the window stays open."""
+    def report(exc_type, exc, tb):
+        details = "".join(traceback.format_exception(exc_type, exc, tb))
+        log.error("Unexpected error\n%s", details)
+
+        def show():
+            from explorer.ui import dialogs
+            dialogs.show_error(window_getter(), "Something went wrong",
+                               f"{exc_type.__name__}: {exc}\n\nYour stack is safe; details are in {log_path()}.", details)
+        QTimer.singleShot(0, show)
+
+    sys.excepthook = report
+    threading.excepthook = lambda args: report(args.exc_type, args.exc_value, args.exc_traceback)
+
+
+def configure_pyqtgraph() -> None:
+    pg.setConfigOptions(imageAxisOrder="row-major", antialias=True, background="w", foreground="k")
+
+
+def make_application(argv: list[str] | None = None) -> QApplication:
+    app = QApplication.instance() or QApplication(argv or sys.argv[:1])
+    app.setOrganizationName("FeatureMapExplorer")
+    app.setApplicationName("Feature Map Explorer")
+    configure_pyqtgraph()
+    return app
+
+
+def source_from_args(args) -> InputSource | None:
+    if getattr(args, "cifar", None):
+        return InputSource.cifar(args.cifar, args.split, args.batch_size, args.batch)
+    if getattr(args, "image", None):
+        return InputSource.image(args.image)
+    if getattr(args, "sample", None):
+        return InputSource.sample(args.sample)
+    return None
+
+
+def run_app(args) -> int:
+    from explorer.core.examples import resolve_stack
+    from explorer.ui.main_window import MainWindow
+
+    stack, stack_path = None, None
+    if getattr(args, "stack", None):
+        stack = resolve_stack(args.stack)       # a StackError here is one line on stderr (cli.main)
+        if Path(args.stack).exists():
+            stack_path = Path(args.stack)
+    device = str(resolve_device(getattr(args, "device", "auto")))   # DeviceError: one line on stderr
+    app = make_application()
+    logging.basicConfig(filename=str(log_path()), level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    window = MainWindow(stack, source_from_args(args), device, stack_path=stack_path)
+    install_error_hooks(lambda: window)
+    window.show()
+    if stack is None:
+        QTimer.singleShot(0, window.offer_autosave)
+    return app.exec()

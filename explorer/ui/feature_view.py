@@ -1,0 +1,871 @@
+"""The selected layer's output: every channel as one tiled image, the chosen
+channel large with its value range, a bar chart for vector outputs, and the
+layer's statistics.
+
+Rendering is done by ``explorer.core.render`` on the tensor's own device and
+arrives here as uint8; each grid is ONE ``pg.ImageItem`` with a 256-entry LUT
+(pyqtgraph's fast path), and every item is created once and updated with
+``setImage``. Changing the colour map only swaps LUTs.
+"""
+
+from __future__ import annotations
+
+import math
+import weakref
+from collections import OrderedDict
+
+import numpy as np
+import pyqtgraph as pg
+import torch
+from PySide6 import QtCore, QtGui, QtWidgets
+from PySide6.QtCore import Qt, Signal
+
+from explorer.core.colormaps import COLORMAPS, DIVERGING, colormap_names, get_lut
+from explorer.core.engine import LayerResult
+from explorer.core.render import (
+    NORMALIZATIONS,
+    GridLayout,
+    RenderedGrid,
+    grid_layout,
+    render_batch_channel,
+    render_channel,
+    render_grid,
+    render_rgb,
+    save_png,
+    to_png_array,
+)
+from explorer.core.stats import LayerStats, layer_stats
+from explorer.ui.channel_view import ChannelView
+from explorer.ui.stats_view import ACCENT, StatsView, format_value
+from explorer.ui.vector_view import VectorView
+
+pg.setConfigOptions(imageAxisOrder="row-major")
+
+MODES = ("grid", "rgb", "batch")
+MODE_LABELS = {
+    "grid": "All channels",
+    "rgb": "First three channels as RGB",
+    "batch": "One channel across the batch",
+}
+NORMALIZATION_LABELS = {
+    "channel": "Per channel",
+    "layer": "Per layer",
+    "symmetric": "Symmetric around zero",
+}
+COLORMAP_LABELS = {DIVERGING: "diverging (blue–red)"}
+NO_LAYER_MESSAGE = "Select a layer to see its feature maps."
+
+# Page indices of the central stack.
+_PAGE_MESSAGE, _PAGE_MAPS, _PAGE_VECTOR = 0, 1, 2
+_STATS_CACHE_SIZE = 16
+
+
+# =========================================================================== grid
+
+
+class _GridImage(pg.ImageItem):
+    """The grid's single ImageItem; reports clicks in image pixel coordinates."""
+
+    def __init__(self, on_click):
+        super().__init__(axisOrder="row-major")
+        self._on_click = on_click
+
+    def mouseClickEvent(self, ev):
+        if ev.button() == Qt.MouseButton.LeftButton:
+            ev.accept()
+            pos = ev.pos()
+            self._on_click(pos.x(), pos.y(), ev.double())
+        else:
+            super().mouseClickEvent(ev)
+
+
+class _TileLabels(pg.GraphicsObject):
+    """Tile numbers for the whole grid, painted in screen pixels by one item.
+
+    The font does not scale with zoom. Labels are drawn for the tiles in view
+    only; when tiles are too small on screen for their number, only every k-th
+    row and column is labelled (k grows as you zoom out), so the numbers never
+    pile up."""
+
+    def __init__(self):
+        super().__init__()
+        self._layout: GridLayout | None = None
+        self._texts: list[str] = []
+        self._selected: int | None = None
+        self.setAcceptedMouseButtons(Qt.MouseButton.NoButton)
+        self.setAcceptHoverEvents(False)
+        self.setZValue(20)
+        self.font = QtGui.QFont()
+        self.font.setPointSizeF(8.5)
+        self.font.setBold(True)
+        self._metrics = QtGui.QFontMetrics(self.font)
+        self.stride = 1           # last painted stride (0: nothing painted); for tests and tooltips
+
+    def set_grid(self, layout: GridLayout | None, prefix: str = "") -> None:
+        self.prepareGeometryChange()
+        self._layout = layout
+        self._texts = [f"{prefix}{i}" for i in range(layout.count)] if layout is not None else []
+        self.update()
+
+    def set_selected(self, index: int | None) -> None:
+        self._selected = index
+        self.update()
+
+    def boundingRect(self) -> QtCore.QRectF:
+        if self._layout is None:
+            return QtCore.QRectF()
+        return QtCore.QRectF(0, 0, self._layout.width, self._layout.height)
+
+    def paint(self, painter: QtGui.QPainter, option, widget=None) -> None:
+        layout = self._layout
+        if layout is None or layout.count == 0 or layout.tile_w == 0 or layout.tile_h == 0:
+            self.stride = 0
+            return
+        to_device = painter.transform()
+        step_w, step_h = layout.tile_w + layout.pad, layout.tile_h + layout.pad
+        px_w = abs(to_device.m11()) * step_w
+        px_h = abs(to_device.m22()) * step_h
+        text_w = self._metrics.horizontalAdvance(self._texts[-1]) + 6
+        text_h = self._metrics.height() + 2
+        if px_w <= 0 or px_h <= 0:
+            return
+        # Label every `stride`-th row and column so labels have room to breathe.
+        # A label may cover at most about two thirds of its tile's width and half its height.
+        stride = max(1, math.ceil(1.5 * text_w / px_w), math.ceil(2 * text_h / px_h))
+        if stride > 1:
+            stride = 1 << math.ceil(math.log2(stride))    # 2, 4, 8...: stable while zooming
+        self.stride = stride
+
+        # Only the tiles in view.
+        vb = self.getViewBox()
+        if vb is None:
+            return
+        view = self.mapRectFromView(vb.viewRect())
+        col0 = max(0, math.floor(view.left() / step_w))
+        col1 = min(layout.cols - 1, math.floor(view.right() / step_w))
+        row0 = max(0, math.floor(view.top() / step_h))
+        row1 = min(layout.rows - 1, math.floor(view.bottom() / step_h))
+        if col1 < col0 or row1 < row0:
+            return
+        col0 -= col0 % stride
+        row0 -= row0 % stride
+
+        painter.save()
+        # Faint outlines keep dark tiles apart from the dark padding, when tiles are big enough to see.
+        if px_w >= 8 and px_h >= 8:
+            outline = pg.mkPen(QtGui.QColor(150, 150, 150, 90), width=1, cosmetic=True)
+            painter.setPen(outline)
+            painter.setBrush(Qt.BrushStyle.NoBrush)
+            rects = []
+            for row in range(max(0, row0), row1 + 1):
+                for col in range(max(0, col0), col1 + 1):
+                    index = row * layout.cols + col
+                    if index >= layout.count:
+                        break
+                    x, y = layout.tile_origin(index)
+                    rects.append(QtCore.QRectF(x - layout.pad / 2, y - layout.pad / 2,
+                                               layout.tile_w + layout.pad, layout.tile_h + layout.pad))
+            painter.drawRects(rects)
+        painter.resetTransform()
+        painter.setRenderHint(QtGui.QPainter.RenderHint.Antialiasing, False)
+        painter.setFont(self.font)
+        box = QtGui.QColor(0, 0, 0, 165)
+        text_pen = QtGui.QPen(QtGui.QColor(255, 255, 255))
+        sel_box = QtGui.QColor(ACCENT)
+        sel_pen = QtGui.QPen(QtGui.QColor(0, 0, 0))
+        ascent = self._metrics.ascent()
+        for row in range(row0, row1 + 1, stride):
+            for col in range(col0, col1 + 1, stride):
+                index = row * layout.cols + col
+                if index >= layout.count:
+                    break
+                self._draw_label(painter, to_device, layout, index, text_h, ascent,
+                                 box, text_pen, sel_box, sel_pen)
+        # The selected tile is always labelled, even between strides.
+        sel = self._selected
+        if sel is not None and 0 <= sel < layout.count and stride > 1:
+            row, col = divmod(sel, layout.cols)
+            if row0 <= row <= row1 and col0 <= col <= col1:
+                self._draw_label(painter, to_device, layout, sel, text_h, ascent,
+                                 box, text_pen, sel_box, sel_pen)
+        painter.restore()
+
+    def _draw_label(self, painter, to_device, layout, index, text_h, ascent, box, text_pen,
+                    sel_box, sel_pen) -> None:
+        x, y = layout.tile_origin(index)
+        p = to_device.map(QtCore.QPointF(x, y))
+        text = self._texts[index]
+        w = self._metrics.horizontalAdvance(text) + 6
+        rect = QtCore.QRectF(round(p.x()) + 1, round(p.y()) + 1, w, text_h)
+        selected = index == self._selected
+        painter.fillRect(rect, sel_box if selected else box)
+        painter.setPen(sel_pen if selected else text_pen)
+        painter.drawText(QtCore.QPointF(rect.left() + 3, rect.top() + 1 + ascent), text)
+
+
+class FeatureGrid(pg.GraphicsView):
+    """All tiles of a rendered grid as one ImageItem in an aspect-locked,
+    top-down ViewBox. Click a tile or use the arrow keys to select one."""
+
+    tile_selected = Signal(int)     # a click or an arrow key chose this tile
+    tile_hovered = Signal(int)      # the tile under the mouse, -1 for none
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None):
+        super().__init__(parent)
+        self.setObjectName("featureGrid")
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.setMinimumSize(260, 220)
+        self.view_box = pg.ViewBox(lockAspect=True, invertY=True, enableMenu=True)
+        self.setCentralItem(self.view_box)
+        self.image_item = _GridImage(self._clicked)
+        self.view_box.addItem(self.image_item)
+        self.labels = _TileLabels()
+        self.view_box.addItem(self.labels, ignoreBounds=True)
+
+        # Selection: a dark outline under a bright one, visible on any colour map.
+        self._outline = QtWidgets.QGraphicsRectItem()
+        self._outline.setPen(pg.mkPen("#000000", width=4, cosmetic=True))
+        self._highlight = QtWidgets.QGraphicsRectItem()
+        self._highlight.setPen(pg.mkPen(ACCENT, width=2, cosmetic=True))
+        for z, item in ((10, self._outline), (11, self._highlight)):
+            item.setZValue(z)
+            item.setAcceptedMouseButtons(Qt.MouseButton.NoButton)
+            item.hide()
+            self.view_box.addItem(item, ignoreBounds=True)
+
+        self.grid_layout: GridLayout | None = None
+        self.selected: int | None = None
+        self._hovered = -1
+        self.scene().sigMouseMoved.connect(self._mouse_moved)
+
+    # ------------------------------------------------------------------ API
+
+    def set_image(self, image: np.ndarray, layout: GridLayout | None, lut: np.ndarray | None,
+                  label_prefix: str = "", reset_view: bool = False) -> None:
+        """Show `image` (uint8 2-D with `lut`, or RGB (H, W, 3) with lut None). `layout`
+        makes tiles clickable and labelled; None shows a plain picture."""
+        image = np.ascontiguousarray(image)
+        old = self.image_item.image
+        self.grid_layout = layout
+        if image.ndim == 2:
+            self.image_item.setImage(image, autoLevels=False, levels=(0, 255), lut=lut)
+        else:
+            self.image_item.setLookupTable(None, update=False)
+            self.image_item.setImage(image, autoLevels=False, levels=(0, 255))
+        self.labels.set_grid(layout, label_prefix)
+        if reset_view or old is None or old.shape[:2] != image.shape[:2]:
+            self.reset_view()
+        self.set_selected(self.selected)
+
+    def set_lut(self, lut: np.ndarray) -> None:
+        if self.image_item.image is not None and self.image_item.image.ndim == 2:
+            self.image_item.setLookupTable(lut)
+
+    def clear(self) -> None:
+        self.image_item.clear()
+        self.grid_layout = None
+        self.labels.set_grid(None)
+        self.set_selected(None)
+
+    def reset_view(self) -> None:
+        image = self.image_item.image
+        if image is None:
+            return
+        h, w = image.shape[:2]
+        self.view_box.setRange(QtCore.QRectF(0, 0, max(w, 1), max(h, 1)), padding=0.02)
+
+    def set_selected(self, index: int | None) -> None:
+        layout = self.grid_layout
+        if index is None or layout is None or not 0 <= index < layout.count:
+            self.selected = index
+            self._highlight.hide()
+            self._outline.hide()
+            self.labels.set_selected(None)
+            return
+        self.selected = index
+        x, y, w, h = layout.tile_rect(index)
+        rect = QtCore.QRectF(x - 0.5, y - 0.5, w + 1, h + 1)
+        self._highlight.setRect(rect)
+        self._outline.setRect(rect)
+        self._highlight.show()
+        self._outline.show()
+        self.labels.set_selected(index)
+
+    def scene_point_of_tile(self, index: int) -> QtCore.QPointF:
+        """Scene position of a tile's centre (for tests and the main window)."""
+        x, y, w, h = self.grid_layout.tile_rect(index)
+        return self.image_item.mapToScene(QtCore.QPointF(x + w / 2, y + h / 2))
+
+    def widget_point_of_tile(self, index: int) -> QtCore.QPoint:
+        """Viewport pixel of a tile's centre."""
+        return self.mapFromScene(self.scene_point_of_tile(index))
+
+    # ------------------------------------------------------------------ events
+
+    def _clicked(self, x: float, y: float, double: bool) -> None:
+        self.setFocus(Qt.FocusReason.MouseFocusReason)
+        if double:
+            self.reset_view()
+            return
+        if self.grid_layout is None:
+            return
+        index = self.grid_layout.tile_at(x, y)
+        if index is not None:
+            self.tile_selected.emit(index)
+
+    def keyPressEvent(self, ev: QtGui.QKeyEvent) -> None:
+        layout = self.grid_layout
+        steps = {Qt.Key.Key_Left: -1, Qt.Key.Key_Right: 1}
+        if layout is not None and layout.count:
+            steps[Qt.Key.Key_Up] = -layout.cols
+            steps[Qt.Key.Key_Down] = layout.cols
+        step = steps.get(ev.key())
+        if step is None or layout is None or not layout.count:
+            if ev.key() == Qt.Key.Key_Home:
+                self.reset_view()
+                ev.accept()
+                return
+            super().keyPressEvent(ev)
+            return
+        ev.accept()
+        current = self.selected if self.selected is not None else 0
+        target = current + step
+        if 0 <= target < layout.count:
+            self.tile_selected.emit(target)
+            self._ensure_visible(target)
+
+    def _ensure_visible(self, index: int) -> None:
+        x, y, w, h = self.grid_layout.tile_rect(index)
+        view = self.view_box.viewRect()
+        if not view.contains(QtCore.QRectF(x, y, w, h)):
+            dx = (x + w / 2) - view.center().x()
+            dy = (y + h / 2) - view.center().y()
+            self.view_box.translateBy(x=dx, y=dy)
+
+    def _mouse_moved(self, scene_pos) -> None:
+        index = -1
+        if self.grid_layout is not None and self.view_box.sceneBoundingRect().contains(scene_pos):
+            pos = self.image_item.mapFromScene(scene_pos)
+            found = self.grid_layout.tile_at(pos.x(), pos.y())
+            index = -1 if found is None else found
+        if index != self._hovered:
+            self._hovered = index
+            self.tile_hovered.emit(index)
+
+
+# =========================================================================== main panel
+
+
+def _combo(name: str, items: list[tuple[str, str]], tooltip: str) -> QtWidgets.QComboBox:
+    combo = QtWidgets.QComboBox()
+    combo.setObjectName(name)
+    combo.setToolTip(tooltip)
+    combo.setSizeAdjustPolicy(QtWidgets.QComboBox.SizeAdjustPolicy.AdjustToContents)
+    for data, text in items:
+        combo.addItem(text, data)
+    return combo
+
+
+def _set_combo(combo: QtWidgets.QComboBox, data: str) -> None:
+    i = combo.findData(data)
+    if i >= 0 and combo.currentIndex() != i:
+        combo.blockSignals(True)
+        combo.setCurrentIndex(i)
+        combo.blockSignals(False)
+
+
+def _shape_text(shape) -> str:
+    return "[" + ", ".join(str(int(s)) for s in shape) + "]" if shape is not None else "?"
+
+
+class FeatureView(QtWidgets.QWidget):
+    """The selected layer's output. Give it a LayerResult with `set_layer`; it
+    keeps no layer logic of its own and renders only what it is given."""
+
+    channel_selected = Signal(int)
+    batch_index_selected = Signal(int)   # a tile was clicked in "batch" mode
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None):
+        super().__init__(parent)
+        self.setObjectName("featureView")
+        self._result: LayerResult | None = None
+        self._class_names: list[str] | None = None
+        self._batch_index = 0
+        self._normalization = "channel"
+        self._colormap = "gray"
+        self._cmap_before_symmetric: str | None = None
+        self._mode = "grid"
+        self._selected_channel = 0
+        self._grid: RenderedGrid | None = None        # what the grid shows (grid / batch mode)
+        self._rgb: np.ndarray | None = None           # what the grid shows in rgb mode
+        self._channel_png_source: RenderedGrid | None = None
+        self._stats_cache: OrderedDict[int, tuple] = OrderedDict()
+
+        self._build_toolbar()
+        self._build_body()
+
+        outer = QtWidgets.QVBoxLayout(self)
+        outer.setContentsMargins(4, 4, 4, 4)
+        outer.setSpacing(4)
+        outer.addLayout(self._toolbar)
+        outer.addWidget(self.splitter, 1)
+        self.setMinimumSize(560, 420)
+        self.set_layer(None)
+
+    # ------------------------------------------------------------------ construction
+
+    def _build_toolbar(self) -> None:
+        bar = QtWidgets.QHBoxLayout()
+        bar.setSpacing(6)
+        self.mode_combo = _combo("modeCombo", [(m, MODE_LABELS[m]) for m in MODES],
+                                 "What the grid shows")
+        self.norm_combo = _combo("normCombo", [(n, NORMALIZATION_LABELS[n]) for n in NORMALIZATIONS],
+                                 "How values become brightness:\n"
+                                 "Per channel: each channel stretched to its own min..max\n"
+                                 "Per layer: one min..max for all channels, so they compare\n"
+                                 "Symmetric around zero: -m..m, zero in the middle (use a diverging map)")
+        self.cmap_combo = _combo("cmapCombo",
+                                 [(n, COLORMAP_LABELS.get(n, n)) for n in colormap_names()],
+                                 "Colour map")
+        self.channel_spin = QtWidgets.QSpinBox()
+        self.channel_spin.setObjectName("channelSpin")
+        self.channel_spin.setToolTip("Selected channel (click a tile or use the arrow keys)")
+        self.channel_spin.setMinimumWidth(64)
+        self.info_label = QtWidgets.QLabel("")
+        self.info_label.setObjectName("infoLabel")
+        self.info_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+
+        def labelled(text: str, w: QtWidgets.QWidget) -> None:
+            label = QtWidgets.QLabel(text)
+            label.setBuddy(w)
+            bar.addWidget(label)
+            bar.addWidget(w)
+            bar.addSpacing(6)
+
+        labelled("&Show:", self.mode_combo)
+        labelled("&Normalise:", self.norm_combo)
+        labelled("C&olours:", self.cmap_combo)
+        labelled("C&hannel:", self.channel_spin)
+        bar.addStretch(1)
+        info_font = self.info_label.font()
+        info_font.setBold(True)
+        self.info_label.setFont(info_font)
+        self.info_label.setContentsMargins(2, 0, 2, 0)
+        header = QtWidgets.QVBoxLayout()
+        header.setSpacing(3)
+        header.addWidget(self.info_label)
+        header.addLayout(bar)
+        self._toolbar = header
+
+        self.mode_combo.currentIndexChanged.connect(
+            lambda _: self.set_mode(self.mode_combo.currentData()))
+        self.norm_combo.currentIndexChanged.connect(
+            lambda _: self.set_normalization(self.norm_combo.currentData()))
+        self.cmap_combo.currentIndexChanged.connect(
+            lambda _: self.set_colormap(self.cmap_combo.currentData(), user=True))
+        self.channel_spin.valueChanged.connect(self.set_selected_channel)
+
+    def _build_body(self) -> None:
+        self.message_label = QtWidgets.QLabel(NO_LAYER_MESSAGE)
+        self.message_label.setObjectName("messageLabel")
+        self.message_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.message_label.setWordWrap(True)
+        self.message_label.setMargin(24)
+        mfont = self.message_label.font()
+        mfont.setPointSizeF(mfont.pointSizeF() * 1.15)
+        self.message_label.setFont(mfont)
+
+        self.grid = FeatureGrid()
+        self.grid.tile_selected.connect(self._tile_selected)
+        self.grid.tile_hovered.connect(self._tile_hovered)
+        self.hover_label = QtWidgets.QLabel("")
+        self.hover_label.setObjectName("gridHoverLabel")
+        self.hover_label.setContentsMargins(4, 0, 4, 2)
+        grid_box = QtWidgets.QWidget()
+        gl = QtWidgets.QVBoxLayout(grid_box)
+        gl.setContentsMargins(0, 0, 0, 0)
+        gl.setSpacing(2)
+        self.grid_title = QtWidgets.QLabel("")
+        self.grid_title.setObjectName("gridTitle")
+        gfont = self.grid_title.font()
+        gfont.setBold(True)
+        self.grid_title.setFont(gfont)
+        self.grid_title.setContentsMargins(4, 0, 4, 0)
+        gl.addWidget(self.grid_title)
+        gl.addWidget(self.grid, 1)
+        gl.addWidget(self.hover_label)
+
+        self.channel_view = ChannelView()
+        self.maps_splitter = QtWidgets.QSplitter(Qt.Orientation.Horizontal)
+        self.maps_splitter.setObjectName("mapsSplitter")
+        self.maps_splitter.addWidget(grid_box)
+        self.maps_splitter.addWidget(self.channel_view)
+        self.maps_splitter.setStretchFactor(0, 3)
+        self.maps_splitter.setStretchFactor(1, 2)
+        self.maps_splitter.setChildrenCollapsible(False)
+
+        self.vector_view = VectorView()
+
+        self.stack = QtWidgets.QStackedWidget()
+        self.stack.addWidget(self.message_label)    # _PAGE_MESSAGE
+        self.stack.addWidget(self.maps_splitter)    # _PAGE_MAPS
+        self.stack.addWidget(self.vector_view)      # _PAGE_VECTOR
+
+        self.stats_view = StatsView()
+        self.splitter = QtWidgets.QSplitter(Qt.Orientation.Vertical)
+        self.splitter.setObjectName("featureSplitter")
+        self.splitter.addWidget(self.stack)
+        self.splitter.addWidget(self.stats_view)
+        self.splitter.setStretchFactor(0, 5)
+        self.splitter.setStretchFactor(1, 1)
+        self.splitter.setChildrenCollapsible(False)
+
+    # ------------------------------------------------------------------ properties
+
+    @property
+    def result(self) -> LayerResult | None:
+        return self._result
+
+    @property
+    def normalization(self) -> str:
+        return self._normalization
+
+    @normalization.setter
+    def normalization(self, value: str) -> None:
+        self.set_normalization(value)
+
+    @property
+    def colormap(self) -> str:
+        return self._colormap
+
+    @colormap.setter
+    def colormap(self, value: str) -> None:
+        self.set_colormap(value, user=True)
+
+    @property
+    def mode(self) -> str:
+        return self._mode
+
+    @mode.setter
+    def mode(self, value: str) -> None:
+        self.set_mode(value)
+
+    @property
+    def selected_channel(self) -> int:
+        return self._selected_channel
+
+    @selected_channel.setter
+    def selected_channel(self, value: int) -> None:
+        self.set_selected_channel(value)
+
+    @property
+    def batch_index(self) -> int:
+        return self._batch_index
+
+    @property
+    def message(self) -> str | None:
+        """The centred message when one is shown instead of a plot, else None."""
+        return self.message_label.text() if self.stack.currentIndex() == _PAGE_MESSAGE else None
+
+    # ------------------------------------------------------------------ public API
+
+    def set_layer(self, result: LayerResult | None, class_names: list[str] | None = None) -> None:
+        """Show `result`'s output (None or an errored result shows a message)."""
+        previous = self._result
+        self._result = result
+        self._class_names = list(class_names) if class_names else None
+        out = self._output()
+        if out is None:
+            self._grid = self._rgb = self._channel_png_source = None
+            self.grid.clear()
+            self.channel_view.clear()
+            self.stats_view.clear()
+            self.stats_view.hide()
+            self._show_message(result)
+            self._update_controls()
+            return
+        self._batch_index = min(self._batch_index, out.shape[0] - 1)
+        clamped = out.dim() == 4 and self._selected_channel > out.shape[1] - 1
+        if clamped:
+            self._selected_channel = out.shape[1] - 1
+        same_shape = previous is not None and previous.output is not None and \
+            tuple(previous.output.shape) == tuple(out.shape)
+        self.stats_view.set_stats(self._layer_stats(out), tuple(out.shape))
+        self.stats_view.show()
+        self._refresh(reset_view=not same_shape)
+        self._update_controls()
+        if clamped:
+            self.channel_selected.emit(self._selected_channel)
+
+    def set_batch_index(self, i: int) -> None:
+        """Which batch item the grid, channel view and bar chart show."""
+        out = self._output()
+        i = max(0, int(i))
+        if out is not None:
+            i = min(i, out.shape[0] - 1)
+        if i == self._batch_index:
+            return
+        self._batch_index = i
+        if out is None:
+            return
+        if self._mode == "batch" and out.dim() == 4:
+            self.grid.set_selected(i)
+            self._refresh_channel()
+        else:
+            self._refresh(reset_view=False)
+        self._update_info()
+
+    def set_normalization(self, normalization: str) -> None:
+        if normalization not in NORMALIZATIONS:
+            raise ValueError(f"Unknown normalization '{normalization}'; use one of {', '.join(NORMALIZATIONS)}.")
+        if normalization == self._normalization:
+            return
+        self._normalization = normalization
+        _set_combo(self.norm_combo, normalization)
+        # Symmetric puts zero at the middle colour; a diverging map makes that visible.
+        if normalization == "symmetric" and self._colormap != DIVERGING:
+            self._cmap_before_symmetric = self._colormap
+            self.set_colormap(DIVERGING, user=False)
+        elif normalization != "symmetric" and self._cmap_before_symmetric is not None:
+            if self._colormap == DIVERGING:
+                self.set_colormap(self._cmap_before_symmetric, user=False)
+            self._cmap_before_symmetric = None
+        self._refresh(reset_view=False)
+
+    def set_colormap(self, name: str, user: bool = True) -> None:
+        if name not in COLORMAPS:
+            raise ValueError(f"Unknown colormap '{name}'; choose one of: {', '.join(colormap_names())}.")
+        if user:
+            self._cmap_before_symmetric = None   # the user's choice sticks
+        if name == self._colormap:
+            return
+        self._colormap = name
+        _set_combo(self.cmap_combo, name)
+        lut = get_lut(name)
+        self.grid.set_lut(lut)
+        self.channel_view.set_colormap(name)
+
+    def set_mode(self, mode: str) -> None:
+        if mode not in MODES:
+            raise ValueError(f"Unknown mode '{mode}'; use one of {', '.join(MODES)}.")
+        if mode == self._mode:
+            return
+        self._mode = mode
+        _set_combo(self.mode_combo, mode)
+        self._refresh(reset_view=True)
+        self._update_controls()
+
+    def set_selected_channel(self, channel: int) -> None:
+        out = self._output()
+        channel = max(0, int(channel))
+        if out is not None and out.dim() == 4:
+            channel = min(channel, out.shape[1] - 1)
+        if channel == self._selected_channel:
+            return
+        self._selected_channel = channel
+        self._sync_spin()
+        if out is not None and out.dim() == 4:
+            if self._mode == "grid":
+                self.grid.set_selected(channel)
+                self._refresh_channel()
+            elif self._mode == "batch":
+                self._refresh(reset_view=False)   # a different channel across the batch
+            else:
+                self._refresh_channel()
+        self.channel_selected.emit(channel)
+
+    def current_grid_png(self) -> np.ndarray | None:
+        """The grid as displayed, colour-mapped (H, W, 3) uint8; None when no maps are shown."""
+        if self._mode == "rgb" and self._rgb is not None and self._output_is_maps():
+            return self._rgb
+        if self._grid is None or not self._output_is_maps():
+            return None
+        return to_png_array(self._grid, self._colormap)
+
+    def current_channel_png(self) -> np.ndarray | None:
+        """The big channel view as displayed, colour-mapped (H, W, 3) uint8; None without one."""
+        if self._channel_png_source is None or not self._output_is_maps():
+            return None
+        return to_png_array(self._channel_png_source, self._colormap)
+
+    def export_grid(self, path) -> None:
+        array = self.current_grid_png()
+        if array is None:
+            raise ValueError("There is no feature-map grid to export for this layer.")
+        save_png(array, path)
+
+    def export_channel(self, path) -> None:
+        array = self.current_channel_png()
+        if array is None:
+            raise ValueError("There is no channel to export for this layer.")
+        save_png(array, path)
+
+    # ------------------------------------------------------------------ rendering
+
+    def _layer_stats(self, out: torch.Tensor) -> LayerStats:
+        """layer_stats, remembered for the last few outputs so flipping between
+        layers does not recount big tensors (an in-place edit bumps _version)."""
+        key = id(out)
+        hit = self._stats_cache.get(key)
+        if hit is not None and hit[0]() is out and hit[1] == out._version:
+            self._stats_cache.move_to_end(key)
+            return hit[2]
+        stats = layer_stats(out)
+        self._stats_cache[key] = (weakref.ref(out), out._version, stats)
+        while len(self._stats_cache) > _STATS_CACHE_SIZE:
+            self._stats_cache.popitem(last=False)
+        return stats
+
+    def _output(self) -> torch.Tensor | None:
+        r = self._result
+        if r is None or r.error or r.output is None:
+            return None
+        out = r.output
+        if out.dim() == 0 or out.numel() == 0:
+            return None
+        if out.dim() == 1:
+            out = out.unsqueeze(0)
+        return out
+
+    def _output_is_maps(self) -> bool:
+        out = self._output()
+        return out is not None and out.dim() == 4
+
+    def _show_message(self, result: LayerResult | None) -> None:
+        if result is None:
+            text, error = NO_LAYER_MESSAGE, False
+        elif result.error:
+            text, error = f"{result.name} ({result.type}) could not run:\n\n{result.error}", True
+        elif result.output is None:
+            text, error = f"{result.name} ({result.type}) has no output yet. Run the stack to see it.", False
+        else:
+            shape = _shape_text(result.output.shape)
+            text, error = f"{result.name} ({result.type}) produced an empty output {shape}; there is nothing to draw.", False
+        self.message_label.setText(text)
+        self.message_label.setStyleSheet("color: #d03c3c;" if error else "")
+        self.stack.setCurrentIndex(_PAGE_MESSAGE)
+        self.grid_title.setText("")
+        self.hover_label.setText("")
+        self.info_label.setText(f"{result.name} · {result.type} · could not run" if result is not None and result.error
+                                else "")
+
+    def _refresh(self, reset_view: bool) -> None:
+        out = self._output()
+        if out is None:
+            return
+        if out.dim() != 4:
+            self._grid = self._rgb = self._channel_png_source = None
+            self._show_vector(out)
+            return
+        self.stack.setCurrentIndex(_PAGE_MAPS)
+        b, ch = self._batch_index, self._selected_channel
+        lut = get_lut(self._colormap)
+        count_c, count_n = out.shape[1], out.shape[0]
+        if self._mode == "grid":
+            self._grid, self._rgb = render_grid(out[b], self._normalization), None
+            self.grid.selected = ch
+            self.grid.set_image(self._grid.image, self._grid.layout, lut, reset_view=reset_view)
+            self.grid_title.setText(f"All {count_c} channels of batch item {b}")
+        elif self._mode == "batch":
+            self._grid, self._rgb = render_batch_channel(out, ch, self._normalization), None
+            self.grid.selected = b
+            self.grid.set_image(self._grid.image, self._grid.layout, lut, label_prefix="#",
+                                reset_view=reset_view)
+            self.grid_title.setText(f"Channel {ch} across all {count_n} batch items")
+        else:
+            self._grid = None
+            self._rgb = render_rgb(out[b], (0, 1, 2), self._normalization)
+            self.grid.selected = None
+            self.grid.set_image(self._rgb, None, None, reset_view=reset_view)
+            missing = f" ({3 - count_c} of the three missing: drawn black)" if count_c < 3 else ""
+            self.grid_title.setText(f"Channels 0, 1, 2 of batch item {b} as red, green, blue{missing}")
+        self.hover_label.setText(self._hover_hint())
+        self._refresh_channel()
+        self._update_info()
+
+    def _refresh_channel(self) -> None:
+        out = self._output()
+        if out is None or out.dim() != 4:
+            return
+        b, ch = self._batch_index, self._selected_channel
+        if self._grid is not None:
+            # The tile as the grid drew it: same pixels and range, no second pass over the layer.
+            tile = b if self._mode == "batch" else ch
+            x, y, w, h = self._grid.layout.tile_rect(tile)
+            image = np.ascontiguousarray(self._grid.image[y:y + h, x:x + w])
+            low, high = float(self._grid.lows[tile]), float(self._grid.highs[tile])
+        else:
+            image, low, high = render_channel(out[b, ch], self._normalization, layer=out[b])
+        self._channel_png_source = RenderedGrid(image, grid_layout(1, image.shape[0], image.shape[1]),
+                                                np.array([low]), np.array([high]))
+        values = out[b, ch].detach().to("cpu")         # one plane, once per selection
+        if values.dtype not in (torch.float32, torch.float64):
+            values = values.float()
+        norm = NORMALIZATION_LABELS[self._normalization].lower()
+        title = f"Channel {ch} · item {b} · {out.shape[2]}×{out.shape[3]} · {norm}"
+        self.channel_view.set_channel(image, values.numpy(), low, high, self._colormap, title)
+
+    def _show_vector(self, out: torch.Tensor) -> None:
+        self.stack.setCurrentIndex(_PAGE_VECTOR)
+        b = self._batch_index
+        values = out[b].reshape(-1)
+        r = self._result
+        title = f"{r.name} ({r.type}) · item {b} · {values.numel():,} values"
+        self.vector_view.set_vector(values, self._class_names, title)
+        self._update_info()
+
+    # ------------------------------------------------------------------ UI state
+
+    def _update_controls(self) -> None:
+        out = self._output()
+        maps = out is not None and out.dim() == 4
+        for w in (self.mode_combo, self.norm_combo, self.cmap_combo, self.channel_spin):
+            w.setEnabled(maps)
+        if maps:
+            self.channel_spin.blockSignals(True)
+            self.channel_spin.setRange(0, out.shape[1] - 1)
+            self.channel_spin.blockSignals(False)
+        self._sync_spin()
+        self._update_info()
+
+    def _sync_spin(self) -> None:
+        if self.channel_spin.value() != self._selected_channel:
+            self.channel_spin.blockSignals(True)
+            self.channel_spin.setValue(self._selected_channel)
+            self.channel_spin.blockSignals(False)
+
+    def _update_info(self) -> None:
+        r = self._result
+        out = self._output()
+        if r is None or out is None:
+            self.info_label.setText("")
+            return
+        text = f"{r.name} · {r.type} · output {_shape_text(r.output.shape)}"
+        if out.shape[0] > 1:
+            text += f" · item {self._batch_index} of {out.shape[0]}"
+        if not r.enabled:
+            text += " · disabled (passes its input through)"
+        self.info_label.setText(text)
+
+    def _hover_hint(self) -> str:
+        if self._mode == "rgb":
+            return "Red = channel 0, green = channel 1, blue = channel 2. Pick a channel with the spin box."
+        what = "batch item" if self._mode == "batch" else "channel"
+        return f"Click a tile or use the arrow keys to pick a {what}; scroll to zoom, drag to pan, double-click to fit."
+
+    def _tile_selected(self, index: int) -> None:
+        if self._mode == "batch":
+            self.set_batch_index(index)
+            self.batch_index_selected.emit(index)
+        elif self._mode == "grid":
+            self.set_selected_channel(index)
+
+    def _tile_hovered(self, index: int) -> None:
+        if index < 0:
+            self.hover_label.setText(self._hover_hint())
+            return
+        if self._grid is None:
+            return
+        low, high = self._grid.lows[index], self._grid.highs[index]
+        what = f"Batch item {index}" if self._mode == "batch" else f"Channel {index}"
+        self.hover_label.setText(f"{what}: range {format_value(low)} .. {format_value(high)}")

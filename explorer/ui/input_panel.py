@@ -1,0 +1,241 @@
+"""The input: what is loaded (image, sample, CIFAR-10 batch), stepping through batches and their
+images, and how the stack's input block converts it (grayscale/RGB, resize)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QGridLayout, QHBoxLayout, QLabel, QPushButton, QSpinBox,
+                               QToolButton, QVBoxLayout, QWidget)
+
+from explorer.core.input_source import InputSource
+from explorer.core.inputs import InputBatch, list_samples
+from explorer.core.render import render_input_image
+from explorer.core.stack import InputSpec
+
+
+def _step_row(label: str, spin: QSpinBox, name: str) -> tuple[QHBoxLayout, QToolButton, QToolButton]:
+    row = QHBoxLayout()
+    row.setContentsMargins(0, 0, 0, 0)
+    prev, nxt = QToolButton(), QToolButton()
+    prev.setArrowType(Qt.LeftArrow)
+    nxt.setArrowType(Qt.RightArrow)
+    prev.setObjectName(f"{name}Prev")
+    nxt.setObjectName(f"{name}Next")
+    prev.clicked.connect(lambda: spin.setValue(spin.value() - 1))
+    nxt.clicked.connect(lambda: spin.setValue(spin.value() + 1))
+    row.addWidget(QLabel(label))
+    row.addWidget(prev)
+    row.addWidget(spin, 1)
+    row.addWidget(nxt)
+    return row, prev, nxt
+
+
+class InputPanel(QWidget):
+    source_requested = Signal(object)          # InputSource
+    input_spec_edited = Signal(object)         # InputSpec
+    batch_item_changed = Signal(int)
+    open_image_requested = Signal()
+    open_cifar_requested = Signal()
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.source: InputSource | None = None
+        self.batch: InputBatch | None = None
+        self._updating = False
+
+        self.view = pg.GraphicsLayoutWidget()
+        self.view.setMinimumSize(160, 160)
+        self.view.ci.setContentsMargins(0, 0, 0, 0)
+        self.view_box = self.view.addViewBox(lockAspect=True, invertY=True, enableMouse=False)
+        self.image_item = pg.ImageItem(axisOrder="row-major")
+        self.view_box.addItem(self.image_item)
+
+        self.source_label = QLabel("No input")
+        self.source_label.setObjectName("sourceLabel")
+        self.source_label.setWordWrap(True)
+        self.class_label = QLabel("")
+        self.class_label.setObjectName("classLabel")
+        font = self.class_label.font()
+        font.setBold(True)
+        self.class_label.setFont(font)
+
+        open_image = QPushButton("Open image…")
+        open_image.setObjectName("openImageButton")
+        open_image.setToolTip("Open a PNG, JPEG, BMP, GIF, TIFF or WebP image (or drop one on the window, or paste).")
+        open_image.clicked.connect(self.open_image_requested)
+        open_cifar = QPushButton("Open CIFAR-10…")
+        open_cifar.setObjectName("openCifarButton")
+        open_cifar.setToolTip("Open a CIFAR-10 folder (python version) or cifar-10-python.tar.gz.")
+        open_cifar.clicked.connect(self.open_cifar_requested)
+        self.sample_combo = QComboBox()
+        self.sample_combo.setObjectName("sampleCombo")
+        self.sample_combo.addItem("Sample…", None)
+        for name, description in list_samples():
+            self.sample_combo.addItem(name, name)
+            self.sample_combo.setItemData(self.sample_combo.count() - 1, description, Qt.ToolTipRole)
+        self.sample_combo.activated.connect(self._sample_chosen)
+
+        # CIFAR-10 navigation
+        self.split_combo = QComboBox()
+        self.split_combo.setObjectName("splitCombo")
+        self.split_combo.addItems(["test", "train"])
+        self.batch_size_spin = QSpinBox()
+        self.batch_size_spin.setObjectName("batchSizeSpin")
+        self.batch_size_spin.setRange(1, 10000)
+        self.batch_size_spin.setValue(64)
+        self.batch_size_spin.setToolTip("Images per batch (64 as in the tutorials).")
+        self.batch_spin = QSpinBox()
+        self.batch_spin.setObjectName("batchSpin")
+        self.batch_spin.setRange(0, 0)
+        self.batch_of = QLabel("of 1")
+        self.split_combo.activated.connect(lambda _: self._cifar_changed(reset_batch=True))
+        self.batch_size_spin.editingFinished.connect(lambda: self._cifar_changed(reset_batch=True))
+        self.batch_spin.valueChanged.connect(lambda _: self._cifar_changed())
+        batch_row, _, _ = _step_row("Batch", self.batch_spin, "batch")
+        batch_row.addWidget(self.batch_of)
+
+        self.item_spin = QSpinBox()
+        self.item_spin.setObjectName("itemSpin")
+        self.item_spin.setRange(0, 0)
+        self.item_spin.setToolTip("Which image of the batch the feature maps show.")
+        self.item_of = QLabel("of 1")
+        self.item_spin.valueChanged.connect(self._item_changed)
+        item_row, _, _ = _step_row("Image", self.item_spin, "item")
+        item_row.addWidget(self.item_of)
+
+        self.cifar_box = QWidget()
+        cifar_layout = QGridLayout(self.cifar_box)
+        cifar_layout.setContentsMargins(0, 0, 0, 0)
+        cifar_layout.addWidget(QLabel("Split"), 0, 0)
+        cifar_layout.addWidget(self.split_combo, 0, 1)
+        cifar_layout.addWidget(QLabel("Batch size"), 0, 2)
+        cifar_layout.addWidget(self.batch_size_spin, 0, 3)
+        cifar_layout.addLayout(batch_row, 1, 0, 1, 4)
+        self.cifar_box.setVisible(False)
+
+        # The stack's input block
+        self.channels_combo = QComboBox()
+        self.channels_combo.setObjectName("channelsCombo")
+        self.channels_combo.addItem("RGB (3 channels)", 3)
+        self.channels_combo.addItem("Grayscale (1 channel)", 1)
+        self.channels_combo.setToolTip("Images are converted like the tutorials do: Image.convert('RGB') or 'L'.")
+        self.channels_combo.activated.connect(lambda _: self._spec_edited())
+        self.resize_check = QCheckBox("Resize to")
+        self.resize_check.setObjectName("resizeCheck")
+        self.resize_check.setToolTip("Resize images (bilinear) before the first layer; CIFAR batches keep 32x32.")
+        self.resize_h = QSpinBox()
+        self.resize_w = QSpinBox()
+        for spin, name in ((self.resize_h, "resizeH"), (self.resize_w, "resizeW")):
+            spin.setObjectName(name)
+            spin.setRange(1, 8192)
+            spin.setValue(32)
+            spin.setEnabled(False)
+            spin.editingFinished.connect(self._spec_edited)
+        self.resize_check.toggled.connect(self._resize_toggled)
+        spec_row = QHBoxLayout()
+        spec_row.addWidget(self.channels_combo)
+        spec_row.addWidget(self.resize_check)
+        spec_row.addWidget(self.resize_h)
+        spec_row.addWidget(QLabel("×"))
+        spec_row.addWidget(self.resize_w)
+        spec_row.addStretch(1)
+
+        buttons = QHBoxLayout()
+        buttons.addWidget(open_image)
+        buttons.addWidget(self.sample_combo, 1)
+        buttons.addWidget(open_cifar)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(6, 6, 6, 6)
+        layout.addLayout(buttons)
+        layout.addWidget(self.view, 1)
+        layout.addWidget(self.source_label)
+        layout.addLayout(item_row)
+        layout.addWidget(self.class_label)
+        layout.addWidget(self.cifar_box)
+        layout.addLayout(spec_row)
+
+    # ---------------------------------------------------------------- from the window
+    def set_input_spec(self, spec: InputSpec) -> None:
+        self._updating = True
+        self.channels_combo.setCurrentIndex(0 if (spec.channels or 3) == 3 else 1)
+        self.resize_check.setChecked(spec.size is not None)
+        if spec.size is not None:
+            self.resize_h.setValue(spec.size[0])
+            self.resize_w.setValue(spec.size[1])
+        self._updating = False
+
+    def set_batch(self, batch: InputBatch, source: InputSource, batch_count: int | None = None) -> None:
+        self.batch, self.source = batch, source
+        self._updating = True
+        n = int(batch.tensor.shape[0])
+        self.item_spin.setRange(0, max(0, n - 1))
+        self.item_of.setText(f"of {n}")
+        is_cifar = source.kind == "cifar"
+        self.cifar_box.setVisible(is_cifar)
+        if is_cifar:
+            self.split_combo.setCurrentText(source.split)
+            self.batch_size_spin.setValue(source.batch_size)
+            count = batch_count or source.batch_index + 1
+            self.batch_spin.setRange(0, count - 1)
+            self.batch_spin.setValue(source.batch_index)
+            self.batch_of.setText(f"of {count}")
+        if source.kind == "sample":
+            self.sample_combo.setCurrentIndex(max(0, self.sample_combo.findData(source.name)))
+        else:
+            self.sample_combo.setCurrentIndex(0)
+        self._updating = False
+        shape = "×".join(str(s) for s in batch.tensor.shape)
+        self.source_label.setText(f"{source.describe()} · [{shape}]")
+        self.source_label.setToolTip(batch.source)
+        self._show_item()
+
+    @property
+    def batch_item(self) -> int:
+        return self.item_spin.value()
+
+    def set_batch_item(self, index: int) -> None:
+        self.item_spin.setValue(index)
+
+    # ---------------------------------------------------------------- internals
+    def _show_item(self) -> None:
+        if self.batch is None:
+            return
+        i = min(self.item_spin.value(), int(self.batch.tensor.shape[0]) - 1)
+        picture = np.ascontiguousarray(render_input_image(self.batch.tensor[i]))
+        self.image_item.setImage(picture, levels=(0, 255), autoLevels=False)
+        self.view_box.autoRange(padding=0)
+        if self.batch.classes:
+            self.class_label.setText(f"Image {i}: {self.batch.classes[i]} (label {self.batch.labels[i]})")
+        else:
+            self.class_label.setText("")
+        self.class_label.setVisible(bool(self.batch.classes))
+
+    def _item_changed(self, index: int) -> None:
+        self._show_item()
+        if not self._updating:
+            self.batch_item_changed.emit(index)
+
+    def _sample_chosen(self, row: int) -> None:
+        name = self.sample_combo.itemData(row)
+        if name:
+            self.source_requested.emit(InputSource.sample(name))
+
+    def _cifar_changed(self, reset_batch: bool = False) -> None:
+        if self._updating or self.source is None or self.source.kind != "cifar":
+            return
+        index = 0 if reset_batch else self.batch_spin.value()
+        self.source_requested.emit(self.source.with_batch(index, self.batch_size_spin.value(), self.split_combo.currentText()))
+
+    def _resize_toggled(self, on: bool) -> None:
+        self.resize_h.setEnabled(on)
+        self.resize_w.setEnabled(on)
+        self._spec_edited()
+
+    def _spec_edited(self) -> None:
+        if self._updating:
+            return
+        size = (self.resize_h.value(), self.resize_w.value()) if self.resize_check.isChecked() else None
+        self.input_spec_edited.emit(InputSpec(self.channels_combo.currentData(), size))

@@ -1,0 +1,743 @@
+"""The selected layer's arguments: a title, its name, and one editor per constructor argument.
+
+Every editor is built from ``LayerType.args`` (kind, range, help sentence); an edit goes to
+``document.set_arg``. A value torch would refuse is shown in red under the field that was edited and
+the stack stays as it was; a value that only makes a later layer fail is accepted (the layer panel
+then marks that layer)."""
+
+from __future__ import annotations
+
+import math
+import re
+from contextlib import contextmanager
+from typing import Any, Callable
+
+from PySide6.QtCore import QSignalBlocker, QSize, Qt, Signal
+from PySide6.QtGui import QFont, QPalette, QValidator
+from PySide6.QtWidgets import (QAbstractSpinBox, QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QFrame,
+                               QHBoxLayout, QLabel, QLineEdit, QScrollArea, QSizePolicy, QSpinBox,
+                               QStackedWidget, QVBoxLayout, QWidget)
+
+from explorer.core.layers import LAYER_TYPES, Arg, LayerArgError, LayerSpec, build_module, check_args
+from explorer.ui.document import StackDocument
+
+ERROR_STYLE = "color: #d0312d;"
+INT_LIMIT = 1_000_000
+FLOAT_LIMIT = 1e9
+
+
+@contextmanager
+def qt_signals_blocked(*objects):
+    """Blocks the signals of every object for the duration (the model pushing values into widgets)."""
+    blockers = [QSignalBlocker(o) for o in objects if o is not None]
+    try:
+        yield
+    finally:
+        for b in blockers:
+            b.unblock()
+
+
+# ---------------------------------------------------------------- basic input widgets
+class IntSpinBox(QSpinBox):
+    def __init__(self, minimum: float | None, maximum: float | None, parent=None):
+        super().__init__(parent)
+        self.setRange(int(minimum) if minimum is not None else -INT_LIMIT,
+                      int(maximum) if maximum is not None else INT_LIMIT)
+        self.setKeyboardTracking(False)       # valueChanged on Enter, focus out and arrows, not per digit
+        self.setAccelerated(True)
+
+    def sizeHint(self) -> QSize:          # the range allows a million; most values have 1-3 digits
+        hint = super().sizeHint()
+        return QSize(min(hint.width(), 68), hint.height())
+
+    def minimumSizeHint(self) -> QSize:
+        return self.sizeHint()
+
+
+class FloatSpinBox(QDoubleSpinBox):
+    """Shows numbers as Python does ('1e-05', '0.01', '0.333333') and takes scientific notation."""
+
+    _PARTIAL = re.compile(r"[+-]?(\d+\.?\d*|\.\d*)?([eE][+-]?\d*)?")
+
+    def __init__(self, minimum: float | None, maximum: float | None, parent=None, width: int = 100):
+        super().__init__(parent)
+        self.width_hint = width
+        self.setDecimals(12)                  # keeps 1e-5 exact; text comes from textFromValue
+        self.setRange(minimum if minimum is not None else -FLOAT_LIMIT,
+                      maximum if maximum is not None else FLOAT_LIMIT)
+        self.setStepType(QAbstractSpinBox.StepType.AdaptiveDecimalStepType)
+        self.setKeyboardTracking(False)
+
+    def sizeHint(self) -> QSize:
+        hint = super().sizeHint()
+        return QSize(max(hint.width(), self.width_hint), hint.height())   # room for '0.333333' and '1e-05'
+
+    def minimumSizeHint(self) -> QSize:
+        return self.sizeHint()
+
+    def textFromValue(self, value: float) -> str:
+        return f"{value:.6g}"
+
+    def valueFromText(self, text: str) -> float:
+        try:
+            return float(text.strip())
+        except ValueError:
+            return self.value()
+
+    def validate(self, text: str, pos: int):
+        t = text.strip()
+        try:
+            v = float(t)
+        except ValueError:
+            state = QValidator.State.Intermediate if self._PARTIAL.fullmatch(t) else QValidator.State.Invalid
+            return state, text, pos
+        if math.isfinite(v) and self.minimum() <= v <= self.maximum():
+            return QValidator.State.Acceptable, text, pos
+        return QValidator.State.Intermediate, text, pos
+
+    def stepBy(self, steps: int) -> None:
+        if self.value() == 0:                 # adaptive steps from 0 would be 1e-12
+            self.setValue(0.1 * steps)
+        else:
+            super().stepBy(steps)
+
+
+# ---------------------------------------------------------------- one editor per argument kind
+class ArgEditor(QWidget):
+    """The editor of one argument. ``edited`` fires on a user edit; ``value()`` is what goes to
+    ``document.set_arg``; ``set_value`` shows the document's value without firing ``edited``."""
+
+    edited = Signal()
+
+    def __init__(self, arg: Arg, parent=None):
+        super().__init__(parent)
+        self.arg = arg
+        self.setObjectName(f"editor_{arg.name}")
+        self.layout_ = QHBoxLayout(self)
+        self.layout_.setContentsMargins(0, 0, 0, 0)
+        self.layout_.setSpacing(4)
+
+    def value(self) -> Any:
+        raise NotImplementedError
+
+    def set_value(self, value: Any) -> None:
+        raise NotImplementedError
+
+    def inputs(self) -> list[QWidget]:
+        return [w for w in self.findChildren(QWidget)]
+
+
+class IntEditor(ArgEditor):
+    def __init__(self, arg: Arg, parent=None, name: str | None = None):
+        super().__init__(arg, parent)
+        self.spin = IntSpinBox(arg.minimum, arg.maximum, self)
+        self.spin.setObjectName(name or f"arg_{arg.name}")
+        self.spin.valueChanged.connect(self.edited)
+        self.layout_.addWidget(self.spin)
+        self.layout_.addStretch(1)
+
+    def value(self) -> int:
+        return self.spin.value()
+
+    def set_value(self, value: Any) -> None:
+        with qt_signals_blocked(self.spin):
+            self.spin.setValue(int(value))
+
+
+class FloatEditor(ArgEditor):
+    def __init__(self, arg: Arg, parent=None, name: str | None = None):
+        super().__init__(arg, parent)
+        self.spin = FloatSpinBox(arg.minimum, arg.maximum, self)
+        self.spin.setObjectName(name or f"arg_{arg.name}")
+        self.spin.valueChanged.connect(self.edited)
+        self.layout_.addWidget(self.spin)
+        self.layout_.addStretch(1)
+
+    def value(self) -> float:
+        return float(self.spin.value())
+
+    def set_value(self, value: Any) -> None:
+        with qt_signals_blocked(self.spin):
+            self.spin.setValue(float(value))
+
+
+class BoolEditor(ArgEditor):
+    def __init__(self, arg: Arg, parent=None):
+        super().__init__(arg, parent)
+        self.box = QCheckBox(self)
+        self.box.setObjectName(f"arg_{arg.name}")
+        self.box.toggled.connect(self.edited)
+        self.layout_.addWidget(self.box)
+        self.layout_.addStretch(1)
+
+    def value(self) -> bool:
+        return self.box.isChecked()
+
+    def set_value(self, value: Any) -> None:
+        with qt_signals_blocked(self.box):
+            self.box.setChecked(bool(value))
+
+
+class ChoiceEditor(ArgEditor):
+    def __init__(self, arg: Arg, parent=None):
+        super().__init__(arg, parent)
+        self.combo = QComboBox(self)
+        self.combo.setObjectName(f"arg_{arg.name}")
+        self.combo.addItems(list(arg.choices))
+        self.combo.currentIndexChanged.connect(self.edited)
+        self.layout_.addWidget(self.combo)
+        self.layout_.addStretch(1)
+
+    def value(self) -> str:
+        return self.combo.currentText()
+
+    def set_value(self, value: Any) -> None:
+        with qt_signals_blocked(self.combo):
+            self.combo.setCurrentIndex(max(0, self.combo.findText(str(value))))
+
+
+class OptBoolEditor(ArgEditor):
+    """None / True / False as one combo: two check boxes for one value would be confusing."""
+
+    LABELS = ("default (None)", "True", "False")
+
+    def __init__(self, arg: Arg, parent=None):
+        super().__init__(arg, parent)
+        self.combo = QComboBox(self)
+        self.combo.setObjectName(f"arg_{arg.name}")
+        self.combo.addItems(list(self.LABELS))
+        self.combo.currentIndexChanged.connect(self.edited)
+        self.layout_.addWidget(self.combo)
+        self.layout_.addStretch(1)
+
+    def value(self) -> bool | None:
+        return {0: None, 1: True, 2: False}[self.combo.currentIndex()]
+
+    def set_value(self, value: Any) -> None:
+        with qt_signals_blocked(self.combo):
+            self.combo.setCurrentIndex(0 if value is None else (1 if value else 2))
+
+
+class PairEditor(ArgEditor):
+    """Height and width; with 'square' ticked both follow each other and the value is one number."""
+
+    def __init__(self, arg: Arg, parent=None, floats: bool = False):
+        super().__init__(arg, parent)
+        self.floats = floats
+        make = (lambda: FloatSpinBox(arg.minimum, arg.maximum, self, width=68)) if floats else (
+            lambda: IntSpinBox(arg.minimum, arg.maximum, self))
+        self.h, self.w = make(), make()
+        self.h.setObjectName(f"arg_{arg.name}_h")
+        self.w.setObjectName(f"arg_{arg.name}_w")
+        self.h.setAccessibleName(f"{arg.name} height")
+        self.w.setAccessibleName(f"{arg.name} width")
+        self.link = QCheckBox("square", self)
+        self.link.setObjectName(f"arg_{arg.name}_link")
+        self.link.setChecked(True)
+        times = QLabel("×", self)
+        self.layout_.addWidget(self.h)
+        self.layout_.addWidget(times)
+        self.layout_.addWidget(self.w)
+        self.layout_.addWidget(self.link)
+        self.layout_.addStretch(1)
+        self.h.valueChanged.connect(lambda: self._changed(self.h, self.w))
+        self.w.valueChanged.connect(lambda: self._changed(self.w, self.h))
+        self.link.toggled.connect(self._link_toggled)
+
+    def _changed(self, source, other) -> None:
+        if self.link.isChecked() and other.value() != source.value():
+            with qt_signals_blocked(other):
+                other.setValue(source.value())
+        self.edited.emit()
+
+    def _link_toggled(self, on: bool) -> None:
+        if on and self.h.value() != self.w.value():
+            with qt_signals_blocked(self.w):
+                self.w.setValue(self.h.value())
+            self.edited.emit()
+
+    def value(self) -> Any:
+        h, w = self.h.value(), self.w.value()
+        if not self.floats:
+            h, w = int(h), int(w)
+        return h if h == w else [h, w]
+
+    def set_value(self, value: Any) -> None:
+        h, w = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+        with qt_signals_blocked(self.h, self.w, self.link):
+            self.h.setValue(h)
+            self.w.setValue(w)
+            if h != w:
+                self.link.setChecked(False)
+
+    def set_square(self, square: bool) -> None:
+        with qt_signals_blocked(self.link):
+            self.link.setChecked(square)
+
+    def setEnabled(self, on: bool) -> None:   # noqa: N802 (Qt name)
+        for w in (self.h, self.w, self.link):
+            w.setEnabled(on)
+
+
+class PaddingEditor(ArgEditor):
+    """A number (or [h, w]), 'same' or 'valid'."""
+
+    KINDS = ("number", "same", "valid")
+
+    def __init__(self, arg: Arg, parent=None):
+        super().__init__(arg, parent)
+        self.combo = QComboBox(self)
+        self.combo.setObjectName(f"arg_{arg.name}")
+        self.combo.addItems(list(self.KINDS))
+        self.pair = PairEditor(Arg(arg.name, "pair", 0, minimum=arg.minimum, help=arg.help), self)
+        self.pair.setObjectName(f"editor_{arg.name}_pair")
+        column = QVBoxLayout()
+        column.setSpacing(2)
+        column.addWidget(self.combo, 0, Qt.AlignmentFlag.AlignLeft)
+        column.addWidget(self.pair)
+        self.layout_.addLayout(column)
+        self.combo.currentIndexChanged.connect(self._kind_changed)
+        self.pair.edited.connect(self.edited)
+
+    def _kind_changed(self) -> None:
+        self.pair.setEnabled(self.combo.currentIndex() == 0)
+        self.edited.emit()
+
+    def value(self) -> Any:
+        kind = self.combo.currentText()
+        return self.pair.value() if kind == "number" else kind
+
+    def set_value(self, value: Any) -> None:
+        with qt_signals_blocked(self.combo):
+            if isinstance(value, str):
+                self.combo.setCurrentIndex(self.KINDS.index(value))
+            else:
+                self.combo.setCurrentIndex(0)
+                self.pair.set_value(value)
+        self.pair.setEnabled(not isinstance(value, str))
+
+
+class OptionalEditor(ArgEditor):
+    """Ticked = the inner editor's value; unticked = None, torch's default. The tick box carries the
+    argument's name, so the form puts it in the label column."""
+
+    def __init__(self, arg: Arg, inner: ArgEditor, parent=None):
+        super().__init__(arg, parent)
+        self.inner = inner
+        inner.setParent(self)
+        self.set_box = QCheckBox(arg.name, self)
+        self.set_box.setObjectName(f"arg_{arg.name}_set")
+        self.set_box.setLayoutDirection(Qt.LayoutDirection.RightToLeft)   # name, then the box, by the field
+        self.layout_.addWidget(inner, 1)
+        self.set_box.toggled.connect(self._toggled)
+        inner.edited.connect(self.edited)
+        self.fallback: Callable[[], Any] = lambda: None
+
+    def _toggled(self, on: bool) -> None:
+        self.inner.setEnabled(on)
+        self.edited.emit()
+
+    def value(self) -> Any:
+        return self.inner.value() if self.set_box.isChecked() else None
+
+    def set_value(self, value: Any) -> None:
+        with qt_signals_blocked(self.set_box):
+            self.set_box.setChecked(value is not None)
+        self.inner.setEnabled(value is not None)
+        shown = value if value is not None else self.fallback()
+        if shown is not None:
+            self.inner.set_value(shown)
+
+
+def make_editor(arg: Arg, parent=None) -> ArgEditor:
+    k = arg.kind
+    if k == "int":
+        return IntEditor(arg, parent)
+    if k == "float":
+        return FloatEditor(arg, parent)
+    if k == "bool":
+        return BoolEditor(arg, parent)
+    if k == "choice":
+        return ChoiceEditor(arg, parent)
+    if k == "pair":
+        return PairEditor(arg, parent)
+    if k == "padding":
+        return PaddingEditor(arg, parent)
+    if k == "opt_bool":
+        return OptBoolEditor(arg, parent)
+    if k in ("opt_int", "dim"):
+        inner = IntEditor(Arg(arg.name, "int", minimum=arg.minimum, maximum=arg.maximum, help=arg.help), parent)
+    elif k == "opt_float":
+        inner = FloatEditor(Arg(arg.name, "float", minimum=arg.minimum, maximum=arg.maximum, help=arg.help), parent)
+        if arg.default is not None:
+            # set_arg(None) brings back torch's default (0.1), so 'unset' could not be shown: a plain number.
+            return inner
+    elif k in ("opt_pair", "size"):
+        inner = PairEditor(arg, parent)
+    elif k == "scale":
+        inner = PairEditor(arg, parent, floats=True)
+    else:
+        raise AssertionError(f"no editor for kind {k}")
+    return OptionalEditor(arg, inner, parent)
+
+
+def label_text(name: str, longest: int = 18) -> str:
+    """A long argument name broken after the underscore nearest its middle, so the label column of a
+    narrow form stays narrow: 'recompute_scale_factor' → 'recompute_' / 'scale_factor'."""
+    if len(name) <= longest or "_" not in name:
+        return name
+    cuts = [i for i, c in enumerate(name) if c == "_"]
+    cut = min(cuts, key=lambda i: abs(i - len(name) / 2))
+    return name[:cut + 1] + "\n" + name[cut + 1:]
+
+
+def arg_tooltip(arg: Arg) -> str:
+    default = "none (torch decides)" if arg.default is None else repr(arg.default)
+    tail = "Required." if arg.required else f"Default: {default}."
+    return f"{arg.help}\n{tail}"
+
+
+# ---------------------------------------------------------------- the form
+class LayerForm(QWidget):
+    """The selected layer's title, name and arguments. Builds its editors when the selected layer's
+    index or type changes; otherwise updates the values in place so typing is not interrupted."""
+
+    def __init__(self, document: StackDocument, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.document = document
+        self.editors: dict[str, ArgEditor] = {}
+        self.error_labels: dict[str, QLabel] = {}
+        self._shown: tuple[int, str] | None = None     # (index, type) the editors are built for
+        self._shown_name: str | None = None
+
+        self.hint = QLabel("Select a layer to edit its arguments,\nor add one with Add layer.", self)
+        self.hint.setObjectName("emptyHint")
+        self.hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.hint.setWordWrap(True)
+        self.hint.setEnabled(False)
+
+        self.scroll = QScrollArea(self)
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+
+        self.pages = QStackedWidget(self)
+        self.pages.addWidget(self.hint)
+        self.pages.addWidget(self.scroll)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.pages)
+
+        self.title = self.summary = self.name_edit = self.name_error = None
+        self.indices_combo: QComboBox | None = None
+        self.params_note: QLabel | None = None
+
+        document.changed.connect(self._document_changed)
+        document.selection_changed.connect(self._document_changed)
+        self.refresh()
+
+    # ------------------------------------------------------------ keeping in step with the document
+    def _document_changed(self, *_):
+        self.refresh()
+
+    def spec(self) -> LayerSpec | None:
+        i = self.document.selected
+        return self.document.stack.layers[i] if 0 <= i < len(self.document.stack.layers) else None
+
+    def refresh(self) -> None:
+        spec = self.spec()
+        if spec is None:
+            self._shown = None
+            self.pages.setCurrentWidget(self.hint)
+            return
+        key = (self.document.selected, spec.type)
+        if key != self._shown:
+            self._build(spec)
+            self._shown = key
+        self.pages.setCurrentWidget(self.scroll)
+        self._update_values(spec)
+
+    def _build(self, spec: LayerSpec) -> None:
+        t = LAYER_TYPES[spec.type]
+        content = QWidget()
+        content.setObjectName("formContent")
+        column = QVBoxLayout(content)
+        column.setContentsMargins(8, 8, 8, 8)
+        column.setSpacing(6)
+
+        self.title = QLabel(t.name, content)
+        self.title.setObjectName("formTitle")
+        font = QFont(self.title.font())
+        font.setBold(True)
+        font.setPointSizeF(font.pointSizeF() * 1.25 if font.pointSizeF() > 0 else 12)
+        self.title.setFont(font)
+        self.summary = QLabel(t.summary, content)
+        self.summary.setObjectName("formSummary")
+        self.summary.setWordWrap(True)
+        column.addWidget(self.title)
+        column.addWidget(self.summary)
+
+        form = QFormLayout()
+        form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        form.setLabelAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        form.setHorizontalSpacing(10)
+        form.setVerticalSpacing(6)
+
+        self.name_edit = QLineEdit(content)
+        self.name_edit.setObjectName("nameEdit")
+        self.name_edit.setToolTip("The layer's name: unique in the stack, used in messages and as its seed.")
+        self.name_edit.editingFinished.connect(self._rename)
+        self.name_error = self._error_label("nameError", content)
+        form.addRow(self._label("name", self.name_edit.toolTip(), content),
+                    self._with_error(self.name_edit, self.name_error, content))
+
+        self.indices_combo = None
+        if spec.type == "MaxUnpool2d":
+            self.indices_combo = QComboBox(content)
+            self.indices_combo.setObjectName("indicesFromCombo")
+            tip = "The earlier MaxPool2d whose recorded maximum positions this layer puts the values back to."
+            self.indices_combo.setToolTip(tip)
+            self.indices_combo.currentIndexChanged.connect(self._indices_from_changed)
+            self.indices_error = self._error_label("error_indices_from", content)
+            form.addRow(self._label("indices from", tip, content),
+                        self._with_error(self.indices_combo, self.indices_error, content))
+
+        self.editors = {}
+        self.error_labels = {"name": self.name_error}
+        for arg in t.args:
+            editor = make_editor(arg, content)
+            tip = arg_tooltip(arg)
+            editor.setToolTip(tip)
+            for w in editor.inputs():
+                w.setToolTip(tip)
+            editor.edited.connect(lambda a=arg.name: self._commit(a))
+            if isinstance(editor, OptionalEditor):
+                editor.fallback = self._fallback_for(arg)
+            error = self._error_label(f"error_{arg.name}", content)
+            if isinstance(editor, OptionalEditor):
+                label = editor.set_box     # the tick box is the label: centre it on the field's row
+                label.setMinimumHeight(editor.inner.sizeHint().height())
+            else:
+                label = self._label(arg.name, tip, content)
+            label.setToolTip(tip)
+            form.addRow(label, self._with_error(editor, error, content))
+            self.editors[arg.name] = editor
+            self.error_labels[arg.name] = error
+        if not t.args:
+            none = QLabel("This layer has no arguments.", content)
+            none.setEnabled(False)
+            form.addRow(none)
+        column.addLayout(form)
+
+        self.params_note = QLabel(content)
+        self.params_note.setObjectName("paramsNote")
+        self.params_note.setWordWrap(True)
+        self.params_note.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        pal = self.params_note.palette()
+        muted = pal.color(QPalette.ColorRole.WindowText)
+        muted.setAlphaF(0.7)
+        pal.setColor(QPalette.ColorRole.WindowText, muted)
+        self.params_note.setPalette(pal)
+        column.addWidget(self.params_note)
+        column.addStretch(1)
+        self.scroll.setWidget(content)      # deletes the previous form
+
+    @staticmethod
+    def _label(text: str, tip: str, parent) -> QLabel:
+        label = QLabel(label_text(text), parent)
+        label.setToolTip(tip)
+        return label
+
+    @staticmethod
+    def _error_label(name: str, parent) -> QLabel:
+        label = QLabel(parent)
+        label.setObjectName(name)
+        label.setStyleSheet(ERROR_STYLE)
+        label.setWordWrap(True)
+        label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        label.hide()
+        return label
+
+    @staticmethod
+    def _with_error(field: QWidget, error: QLabel, parent) -> QWidget:
+        box = QWidget(parent)
+        v = QVBoxLayout(box)
+        v.setContentsMargins(0, 0, 0, 0)
+        v.setSpacing(2)
+        v.addWidget(field)
+        v.addWidget(error)
+        box.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+        return box
+
+    def _fallback_for(self, arg: Arg) -> Callable[[], Any]:
+        """What an unset optional argument's editor shows until it is ticked: torch's effective value
+        where there is one (a pool's stride is its kernel_size), otherwise a sensible start."""
+        def fallback():
+            spec = self.spec()
+            if spec is None:
+                return None
+            try:
+                a = spec.full_args()
+            except LayerArgError:
+                a = {}
+            if arg.name == "stride" and "kernel_size" in a:
+                return a["kernel_size"]
+            if arg.name == "divisor_override" and "kernel_size" in a:
+                k = a["kernel_size"]
+                return k[0] * k[1] if isinstance(k, (tuple, list)) else k * k
+            if arg.kind == "size":
+                shape = self._output_shape()
+                return list(shape[-2:]) if shape and len(shape) >= 4 else 64
+            if arg.kind == "scale":
+                return 2.0
+            if arg.kind == "dim":
+                return 1
+            if arg.kind == "opt_int":
+                return int(arg.minimum) if arg.minimum is not None else 1
+            return arg.default if arg.default is not None else 1
+        return fallback
+
+    def _output_shape(self):
+        from explorer.core.editing import shape_before
+        i = self.document.selected
+        try:
+            return shape_before(self.document.stack, i + 1, self.document.input_shape)
+        except Exception:
+            return None
+
+    def _update_values(self, spec: LayerSpec) -> None:
+        if spec.name != self._shown_name:
+            self._shown_name = spec.name
+        for label in self.error_labels.values():
+            label.clear()
+            label.hide()
+        if self.name_edit.text() != spec.name:
+            with qt_signals_blocked(self.name_edit):
+                self.name_edit.setText(spec.name)
+        try:
+            values = spec.full_args()
+        except LayerArgError:
+            values = {a.name: spec.args.get(a.name, a.default) for a in spec.layer_type.args}
+        for name, editor in self.editors.items():
+            editor.set_value(values[name])
+        if self.indices_combo is not None:
+            self._update_indices_combo(spec)
+        self._update_params_note(spec)
+
+    def _update_indices_combo(self, spec: LayerSpec) -> None:
+        i = self.document.selected
+        pools = [l.name for l in self.document.stack.layers[:i] if l.type == "MaxPool2d"]
+        items = list(pools)
+        if spec.indices_from is not None and spec.indices_from not in items:
+            items.insert(0, spec.indices_from)
+        with qt_signals_blocked(self.indices_combo):
+            self.indices_combo.clear()
+            self.indices_combo.addItems(items)
+            if spec.indices_from in items:
+                self.indices_combo.setCurrentIndex(items.index(spec.indices_from))
+        self.indices_combo.setEnabled(bool(pools))
+        if not pools:
+            self._show_error("indices_from", "There is no MaxPool2d before this layer; add one first.",
+                             self.indices_error)
+
+    def _update_params_note(self, spec: LayerSpec) -> None:
+        try:
+            module = build_module(spec, self.document.stack.seed, device="meta")
+            params = [(k, tuple(p.shape)) for k, p in module.named_parameters()]
+        except Exception:
+            params = []
+        if not params:
+            self.params_note.hide()
+            self.params_note.clear()
+            return
+        total = sum(math.prod(s) for _, s in params)
+        shapes = ", ".join(f"{k} [{', '.join(map(str, s))}]" for k, s in params)
+        by_hand = sorted(k for k in (spec.state or {}) if k in dict(params))
+        if by_hand:
+            seeded = [k for k, _ in params if k not in by_hand]
+            origin = f"{', '.join(by_hand)} set by hand"
+            if seeded:
+                origin += f"; {', '.join(seeded)} seeded from the stack seed ({self.document.stack.seed})"
+        else:
+            origin = f"seeded from the stack seed ({self.document.stack.seed})"
+        self.params_note.setText(f"Parameters: {shapes} ({total:,} numbers) — {origin}.")
+        self.params_note.show()
+
+    # ------------------------------------------------------------ edits
+    def _show_error(self, key: str, message: str, label: QLabel | None = None) -> None:
+        label = label or self.error_labels[key]
+        label.setText(message)
+        label.show()
+
+    def _clear_error(self, key: str) -> None:
+        label = self.error_labels.get(key)
+        if label is not None:
+            label.clear()
+            label.hide()
+
+    def _commit(self, key: str) -> None:
+        i = self.document.selected
+        spec = self.spec()
+        if spec is None or key not in self.editors:
+            return
+        value = self.editors[key].value()
+        try:
+            other = _EXCLUSIVE.get((spec.type, key))
+            if other is not None and value is not None and spec.full_args().get(other) is not None:
+                # Upsample takes size or scale_factor: setting one unsets the other in one step.
+                self._set_args(i, {key: value, other: None})
+            else:
+                self.document.set_arg(i, key, value)
+        except LayerArgError as e:
+            self._show_error(key, str(e))
+            return
+        self._clear_error(key)    # valid but unchanged (no document signal): the error is gone anyway
+
+    def _set_args(self, index: int, changes: dict[str, Any]) -> None:
+        setter = getattr(self.document, "set_args", None)
+        if setter is not None:
+            setter(index, changes)
+            return
+        # Stopgap until StackDocument has set_args: one undoable edit made the document's way.
+        spec = self.document.stack.layers[index]
+        args = dict(spec.args)
+        for k, v in changes.items():
+            if v is None:
+                args.pop(k, None)
+            else:
+                args[k] = v
+        check_args(spec.type, args)
+        after = self.document.stack.copy()
+        after.layers[index].args = args
+        self.document._push(f"Change {', '.join(changes)} of {spec.name}", after, index)
+
+    def _rename(self) -> None:
+        spec = self.spec()
+        if spec is None or self.name_edit is None:
+            return
+        text = self.name_edit.text().strip()
+        if text == spec.name:
+            self._clear_error("name")
+            return
+        if not text:
+            self._show_error("name", "A layer needs a name.")
+            return
+        try:
+            self.document.rename(self.document.selected, text)
+        except ValueError as e:
+            self._show_error("name", str(e))
+
+    def _indices_from_changed(self) -> None:
+        spec = self.spec()
+        if spec is None or self.indices_combo is None:
+            return
+        name = self.indices_combo.currentText()
+        if name and name != spec.indices_from:
+            try:
+                self.document.set_indices_from(self.document.selected, name)
+            except ValueError as e:
+                self._show_error("indices_from", str(e), self.indices_error)
+
+
+_EXCLUSIVE = {("Upsample", "size"): "scale_factor", ("Upsample", "scale_factor"): "size"}
