@@ -108,6 +108,8 @@ def cmd_run(args) -> int:
 
     stack = resolve_stack(args.stack)
     device = resolve_device(args.device)
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise UsageError(f"--out '{args.out}' is a file, not a folder.")
     batch = load_input(_input_source(args), stack.input)
     result = run_stack(stack, batch.tensor, device)
     summary = export_run(result, batch, args.out)
@@ -185,7 +187,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{PROG}: {e}", file=sys.stderr)
         return 2
     except OSError as e:   # e.g. the output folder cannot be written
-        print(f"{PROG}: {e.strerror or e}: {e.filename or ''}".rstrip(": "), file=sys.stderr)
+        where = f"cannot write '{e.filename}': " if e.filename else ""
+        print(f"{PROG}: {where}{e.strerror or e}.", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

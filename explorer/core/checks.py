@@ -48,6 +48,15 @@ def _kernel_fits(spec: LayerSpec, x: torch.Tensor, kernel, padding, dilation=1) 
         raise LayerRunError(f"{label(spec)}: {what} is larger than its padded input {_hw(padded)}.")
 
 
+def pool_output_size(size: int, k: int, s: int, p: int, d: int, ceil: bool) -> int:
+    """torch's pooling size: with ceil_mode the last window must still start inside the input or its left padding."""
+    span = size + 2 * p - d * (k - 1) - 1
+    out = (-(-span // s) if ceil else span // s) + 1
+    if ceil and (out - 1) * s >= size + p:
+        out -= 1
+    return out
+
+
 def check_before_forward(spec: LayerSpec, args: dict[str, Any], x: torch.Tensor) -> None:
     t = spec.type
     if t in ("Conv2d", "ConvTranspose2d"):
@@ -77,12 +86,15 @@ def check_before_forward(spec: LayerSpec, args: dict[str, Any], x: torch.Tensor)
             if any(n < 1 for n in size_out):
                 raise LayerRunError(f"{label(spec)}: padding {_hw(_pair(args['padding']))} is too large for its input "
                                     f"{_hw(size_in)}; the output would be {_hw(size_out)}.")
-    elif t == "MaxPool2d":
+    elif t in ("MaxPool2d", "AvgPool2d"):
         _needs_image(spec, x)
-        _kernel_fits(spec, x, args["kernel_size"], args["padding"], args["dilation"])
-    elif t == "AvgPool2d":
-        _needs_image(spec, x)
-        _kernel_fits(spec, x, args["kernel_size"], args["padding"])
+        # with ceil_mode torch accepts a kernel larger than the padded input as long as one window starts in it
+        k, p, d = _pair(args["kernel_size"]), _pair(args["padding"]), _pair(args.get("dilation", 1))
+        s = _pair(args["stride"] if args["stride"] is not None else args["kernel_size"])
+        out = [pool_output_size(int(n), *a, args["ceil_mode"]) for n, *a in zip(x.shape[-2:], k, s, p, d)]
+        if any(n < 1 for n in out):
+            _kernel_fits(spec, x, k, p, d)
+            raise LayerRunError(f"{label(spec)}: its output would be empty ({_hw(out)}).")
     elif t == "MaxUnpool2d":
         _needs_image(spec, x)
     elif t == "Upsample":

@@ -7,6 +7,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from explorer.core.checks import pool_output_size
 from explorer.core.engine import run_on_meta
 from explorer.core.layers import LayerArgError, LayerSpec
 from explorer.core.stack import Stack
@@ -37,15 +38,6 @@ def _pair(v: Any) -> tuple:
     return tuple(v) if isinstance(v, (tuple, list)) else (v, v)
 
 
-def _pool_out(size: int, k: int, s: int, p: int, d: int, ceil: bool) -> int:
-    """torch's pooling size: with ceil_mode the last window must still start inside the input or its left padding."""
-    span = size + 2 * p - d * (k - 1) - 1
-    out = (math.ceil(span / s) if ceil else span // s) + 1
-    if ceil and (out - 1) * s >= size + p:
-        out -= 1
-    return out
-
-
 def _formula_lines(spec: LayerSpec, in_hw: tuple[int, int], out_hw: tuple[int, int] | None) -> list[str]:
     try:
         a = spec.full_args()
@@ -74,7 +66,7 @@ def _formula_lines(spec: LayerSpec, in_hw: tuple[int, int], out_hw: tuple[int, i
             p = _pair(a["padding"])[n]
             d = _pair(a.get("dilation", 1))[n]
             rnd = "ceil" if a["ceil_mode"] else "floor"
-            value = _pool_out(size, k, s, p, d, a["ceil_mode"])
+            value = pool_output_size(size, k, s, p, d, a["ceil_mode"])
             if t == "MaxPool2d":
                 lines.append(f"{axis}_out = {rnd}(({size} + 2*{p} - {d}*({k}-1) - 1) / {s} + 1) = {value}")
             else:

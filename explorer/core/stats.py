@@ -32,6 +32,8 @@ class LayerStats:
 
 
 def layer_stats(t: torch.Tensor, bins: int = 64) -> LayerStats:
+    """Statistics of any tensor on any device; empty and all-NaN tensors give
+    zeros (with `numel`/`nan_count` telling why) rather than raising."""
     if bins < 1:
         raise ValueError("layer_stats needs at least one histogram bin")
     # Reductions and bucketing want floats (histogramming ints/half is patchy

@@ -27,13 +27,11 @@ from explorer.core.render import (
     GridLayout,
     RenderedGrid,
     grid_layout,
-    render_batch_channel,
     render_channel,
-    render_grid,
-    render_rgb,
     save_png,
     to_png_array,
 )
+from explorer.core.display import LayerDisplay, PreparedView, ViewSettings, render_view
 from explorer.core.stats import LayerStats, layer_stats
 from explorer.ui.channel_view import ChannelView
 from explorer.ui.stats_view import ACCENT, StatsView, format_value
@@ -400,6 +398,7 @@ class FeatureView(QtWidgets.QWidget):
         self._rgb: np.ndarray | None = None           # what the grid shows in rgb mode
         self._channel_png_source: RenderedGrid | None = None
         self._stats_cache: OrderedDict[int, tuple] = OrderedDict()
+        self._prepared: tuple | None = None   # (weakref to the output, PreparedView)
 
         self._build_toolbar()
         self._build_body()
@@ -716,6 +715,26 @@ class FeatureView(QtWidgets.QWidget):
             self._stats_cache.popitem(last=False)
         return stats
 
+    def view_settings(self) -> ViewSettings:
+        """The settings the background worker renders with, so an edit arrives ready to draw."""
+        return ViewSettings(self._mode, self._normalization, self._batch_index, self._selected_channel)
+
+    def prime(self, out: torch.Tensor, display: LayerDisplay) -> None:
+        """Takes stats and pixels prepared by the worker for ``out``; used if they still match."""
+        if display.stats is not None:
+            self._stats_cache[id(out)] = (weakref.ref(out), out._version, display.stats)
+        self._prepared = (weakref.ref(out), display.view) if display.view is not None else None
+
+    def _prepared_view(self, out: torch.Tensor) -> PreparedView:
+        settings = self.view_settings()
+        if self._prepared is not None:
+            owner, view = self._prepared
+            if owner() is out and view.key == settings.render_key(out):
+                return view
+        view = render_view(out, settings)
+        self._prepared = (weakref.ref(out), view)
+        return view
+
     def _output(self) -> torch.Tensor | None:
         r = self._result
         if r is None or r.error or r.output is None:
@@ -761,20 +780,21 @@ class FeatureView(QtWidgets.QWidget):
         b, ch = self._batch_index, self._selected_channel
         lut = get_lut(self._colormap)
         count_c, count_n = out.shape[1], out.shape[0]
+        prepared = self._prepared_view(out)
         if self._mode == "grid":
-            self._grid, self._rgb = render_grid(out[b], self._normalization), None
+            self._grid, self._rgb = prepared.grid, None
             self.grid.selected = ch
             self.grid.set_image(self._grid.image, self._grid.layout, lut, reset_view=reset_view)
             self.grid_title.setText(f"All {count_c} channels of batch item {b}")
         elif self._mode == "batch":
-            self._grid, self._rgb = render_batch_channel(out, ch, self._normalization), None
+            self._grid, self._rgb = prepared.grid, None
             self.grid.selected = b
             self.grid.set_image(self._grid.image, self._grid.layout, lut, label_prefix="#",
                                 reset_view=reset_view)
             self.grid_title.setText(f"Channel {ch} across all {count_n} batch items")
         else:
             self._grid = None
-            self._rgb = render_rgb(out[b], (0, 1, 2), self._normalization)
+            self._rgb = prepared.rgb
             self.grid.selected = None
             self.grid.set_image(self._rgb, None, None, reset_view=reset_view)
             missing = f" ({3 - count_c} of the three missing: drawn black)" if count_c < 3 else ""

@@ -168,6 +168,7 @@ class InputPanel(QWidget):
         self._updating = False
 
     def set_batch(self, batch: InputBatch, source: InputSource, batch_count: int | None = None) -> None:
+        same = batch is self.batch
         self.batch, self.source = batch, source
         self._updating = True
         n = int(batch.tensor.shape[0])
@@ -190,7 +191,8 @@ class InputPanel(QWidget):
         shape = "×".join(str(s) for s in batch.tensor.shape)
         self.source_label.setText(f"{source.describe()} · [{shape}]")
         self.source_label.setToolTip(batch.source)
-        self._show_item()
+        if not same:   # every run answers with its input; redraw only a new one
+            self._show_item()
 
     @property
     def batch_item(self) -> int:

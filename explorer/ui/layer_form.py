@@ -16,7 +16,7 @@ from PySide6.QtCore import QSignalBlocker, QSize, Qt, Signal
 from PySide6.QtGui import QFont, QPalette, QValidator
 from PySide6.QtWidgets import (QAbstractSpinBox, QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QFrame,
                                QHBoxLayout, QLabel, QLineEdit, QScrollArea, QSizePolicy, QSpinBox,
-                               QStackedWidget, QVBoxLayout, QWidget)
+                               QStackedWidget, QToolButton, QVBoxLayout, QWidget)
 
 from explorer.core.layers import LAYER_TYPES, Arg, LayerArgError, LayerSpec, build_module, check_args
 from explorer.ui.document import StackDocument
@@ -231,9 +231,14 @@ class PairEditor(ArgEditor):
         self.w.setObjectName(f"arg_{arg.name}_w")
         self.h.setAccessibleName(f"{arg.name} height")
         self.w.setAccessibleName(f"{arg.name} width")
-        self.link = QCheckBox("square", self)
+        # A small toggle, not a labelled check box: the form must fit a ~330 px side panel.
+        self.link = QToolButton(self)
         self.link.setObjectName(f"arg_{arg.name}_link")
+        self.link.setText("=")
+        self.link.setCheckable(True)
         self.link.setChecked(True)
+        self.link.setAccessibleName(f"{arg.name}: square")
+        self.link.setFixedWidth(24)
         times = QLabel("×", self)
         self.layout_.addWidget(self.h)
         self.layout_.addWidget(times)
@@ -400,7 +405,10 @@ def arg_tooltip(arg: Arg) -> str:
 # ---------------------------------------------------------------- the form
 class LayerForm(QWidget):
     """The selected layer's title, name and arguments. Builds its editors when the selected layer's
-    index or type changes; otherwise updates the values in place so typing is not interrupted."""
+    index or type changes; otherwise updates the values in place so typing is not interrupted.
+    ``message`` repeats a refusal for the status bar (the red label under the field shows it too)."""
+
+    message = Signal(str)
 
     def __init__(self, document: StackDocument, parent: QWidget | None = None):
         super().__init__(parent)
@@ -511,6 +519,9 @@ class LayerForm(QWidget):
             editor.setToolTip(tip)
             for w in editor.inputs():
                 w.setToolTip(tip)
+                if w.objectName().endswith("_link"):
+                    w.setToolTip("Square: pressed, height and width stay equal and are saved as one number; "
+                                 "release it to set them separately.\n\n" + tip)
             editor.edited.connect(lambda a=arg.name: self._commit(a))
             if isinstance(editor, OptionalEditor):
                 editor.fallback = self._fallback_for(arg)
@@ -639,7 +650,7 @@ class LayerForm(QWidget):
         self.indices_combo.setEnabled(bool(pools))
         if not pools:
             self._show_error("indices_from", "There is no MaxPool2d before this layer; add one first.",
-                             self.indices_error)
+                             self.indices_error, announce=False)
 
     def _update_params_note(self, spec: LayerSpec) -> None:
         try:
@@ -665,10 +676,12 @@ class LayerForm(QWidget):
         self.params_note.show()
 
     # ------------------------------------------------------------ edits
-    def _show_error(self, key: str, message: str, label: QLabel | None = None) -> None:
+    def _show_error(self, key: str, message: str, label: QLabel | None = None, announce: bool = True) -> None:
         label = label or self.error_labels[key]
         label.setText(message)
         label.show()
+        if announce:
+            self.message.emit(message)
 
     def _clear_error(self, key: str) -> None:
         label = self.error_labels.get(key)

@@ -4,6 +4,7 @@ It holds no layer logic; everything it shows comes from explorer.core."""
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -278,7 +279,8 @@ class MainWindow(QMainWindow):
 
     def _submit(self) -> None:
         self._submitted_at = time.perf_counter()
-        self.runner.submit(self.document.stack, self.requested_source, self.device)
+        view = replace(self.feature_view.view_settings(), batch_index=self.input_panel.batch_item)
+        self.runner.submit(self.document.stack, self.requested_source, self.device, self.document.selected, view)
 
     def _run_finished(self, reply: RunReply) -> None:
         if reply.input_error:
@@ -300,6 +302,9 @@ class MainWindow(QMainWindow):
         self.last_run_ms = (time.perf_counter() - self._submitted_at) * 1000
         errors = {r.index: r.error for r in reply.result.layers if r.error}
         self.layer_panel.set_run_errors(errors)
+        display = reply.display
+        if display is not None and display.layer_index < len(reply.result.layers):
+            self.feature_view.prime(reply.result.layers[display.layer_index].output, display)
         self._update_shapes()
         self._selection_changed(self.document.selected)
         computed = len(reply.result.computed)
@@ -412,7 +417,6 @@ class MainWindow(QMainWindow):
     def _update_title(self) -> None:
         star = "*" if self.document.dirty else ""
         self.setWindowTitle(f"{self._display_name()}{star} — {APP_NAME}")
-        self.setWindowModified(self.document.dirty)
 
     def confirm_discard(self) -> bool:
         """True when it is fine to drop the current stack (saved, or the user said so)."""

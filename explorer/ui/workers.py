@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import threading
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from PySide6.QtCore import QObject, QThread, Signal
 
+from explorer.core.display import LayerDisplay, ViewSettings, prepare_display
 from explorer.core.devices import DeviceError, is_out_of_memory, out_of_memory_message, resolve_device
 from explorer.core.engine import RunResult, StackRunner
 from explorer.core.input_source import CifarCache, InputSource, load_input
@@ -27,6 +28,8 @@ class RunRequest:
     source: InputSource
     input_spec: InputSpec
     device: str
+    focus: int = -1                                   # the layer on screen: its display is prepared here
+    view: ViewSettings = field(default_factory=ViewSettings)
 
 
 @dataclass
@@ -36,6 +39,7 @@ class RunReply:
     batch: InputBatch | None = None
     batch_count: int | None = None      # CIFAR: batches in the split at this batch size
     result: RunResult | None = None
+    display: LayerDisplay | None = None  # stats and pixels of the focused layer, ready to draw
     input_error: str | None = None      # the input could not be loaded: keep the previous one
     error: str | None = None            # anything unexpected, with details for the dialog
     details: str = ""
@@ -84,10 +88,12 @@ class RunController(QObject):
     def busy(self) -> bool:
         return self._busy
 
-    def submit(self, stack: Stack, source: InputSource, device: str) -> int:
+    def submit(self, stack: Stack, source: InputSource, device: str, focus: int = -1,
+               view: ViewSettings | None = None) -> int:
         with self._lock:
             self._generation += 1
-            self._pending = RunRequest(self._generation, stack.copy(), source, stack.input, device)
+            self._pending = RunRequest(self._generation, stack.copy(), source, stack.input, device, focus,
+                                       view or ViewSettings())
             self._lock.notify()
         self._set_busy(True)
         return self._generation
@@ -165,6 +171,8 @@ class RunController(QObject):
             if result.cancelled:
                 return None
             reply.result = result
+            if 0 <= request.focus < len(result.layers) and not self._superseded():
+                reply.display = prepare_display(result.layers[request.focus].output, request.focus, request.view)
         except DeviceError as e:
             reply.error = str(e)
         except Exception as e:  # never let the worker die: the window shows it and carries on

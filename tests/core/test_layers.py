@@ -121,7 +121,9 @@ CASES = [
     ("MaxPool2d", {"kernel_size": 3, "stride": 2, "padding": 1, "ceil_mode": True}, (1, 2, 8, 7)),
     ("MaxPool2d", {"kernel_size": [2, 3], "stride": [1, 2], "dilation": [2, 1]}, (1, 2, 9, 9)),
     ("MaxPool2d", {"kernel_size": 3, "dilation": 2, "padding": 1, "ceil_mode": True, "stride": 2}, (1, 1, 10, 11)),
+    ("MaxPool2d", {"kernel_size": 3, "ceil_mode": True}, (1, 2, 2, 5)),        # kernel larger than the input
     ("AvgPool2d", {"kernel_size": 2}, (2, 3, 8, 8)),
+    ("AvgPool2d", {"kernel_size": [3, 2], "stride": 2, "ceil_mode": True}, (1, 2, 2, 5)),
     ("AvgPool2d", {"kernel_size": 3, "stride": 2, "padding": 1, "ceil_mode": True, "count_include_pad": False}, (1, 2, 8, 7)),
     ("AvgPool2d", {"kernel_size": 3, "stride": 2, "padding": 1, "count_include_pad": True}, (1, 2, 8, 7)),
     ("AvgPool2d", {"kernel_size": 2, "divisor_override": 3}, (1, 2, 6, 6)),

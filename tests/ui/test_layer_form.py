@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QLabel, QLineEdit, QSpinBox, QWidget)
+from PySide6.QtWidgets import (QAbstractButton, QCheckBox, QComboBox, QDoubleSpinBox, QLabel, QLineEdit, QSpinBox, QWidget)
 
 from explorer.core.layers import LAYER_TYPES, LayerSpec
 from explorer.core.shapes import infer_shapes
@@ -82,7 +82,7 @@ def test_conv_form_has_every_argument(form, doc):
     assert child(form, QSpinBox, "arg_out_channels").value() == 6
     assert child(form, QSpinBox, "arg_kernel_size_h").value() == 3
     assert child(form, QSpinBox, "arg_kernel_size_w").value() == 3
-    assert child(form, QCheckBox, "arg_kernel_size_link").isChecked()
+    assert child(form, QAbstractButton, "arg_kernel_size_link").isChecked()
     assert child(form, QComboBox, "arg_padding").currentText() == "number"
     assert child(form, QSpinBox, "arg_padding_h").value() == 0
     assert child(form, QSpinBox, "arg_groups").value() == 1
@@ -151,18 +151,20 @@ def test_typing_into_a_spin_box(qtbot, form, doc):
 
 
 def test_non_square_kernel(qtbot, form, doc):
-    child(form, QCheckBox, "arg_kernel_size_link").setChecked(False)
+    child(form, QAbstractButton, "arg_kernel_size_link").setChecked(False)
     child(form, QSpinBox, "arg_kernel_size_w").setValue(5)
     assert doc.stack.layers[0].args["kernel_size"] == [3, 5]
     assert shapes(doc)[0] == (1, 6, 30, 28)
-    assert not child(form, QCheckBox, "arg_kernel_size_link").isChecked()
-    child(form, QCheckBox, "arg_kernel_size_link").setChecked(True)   # square again: w follows h
+    assert not child(form, QAbstractButton, "arg_kernel_size_link").isChecked()
+    child(form, QAbstractButton, "arg_kernel_size_link").setChecked(True)   # square again: w follows h
     assert doc.stack.layers[0].args["kernel_size"] == 3
 
 
 def test_invalid_value_is_refused_at_the_field(qtbot, form, panel, doc):
     before = doc.stack.layers[0].args.copy()
-    type_into(qtbot, child(form, QSpinBox, "arg_groups"), "4")
+    with qtbot.waitSignal(form.message, timeout=1000) as blocker:
+        type_into(qtbot, child(form, QSpinBox, "arg_groups"), "4")
+    assert "must divide" in blocker.args[0]
     assert doc.stack.layers[0].args == before
     assert doc.undo_stack.count() == 0
     message = error_text(form, "groups")

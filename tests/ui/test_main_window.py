@@ -1,0 +1,315 @@
+"""The whole window driven as a person would: edits flow to shapes, runs and views; files, undo,
+CIFAR stepping, the code export, superseded runs and a responsive event loop."""
+
+from __future__ import annotations
+
+import gc
+import json
+import time
+
+import numpy as np
+import pytest
+import torch
+from PySide6.QtCore import QEvent, QObject, QPoint, QSettings, QStandardPaths, Qt, QTimer
+from PySide6.QtGui import QGuiApplication, QImage
+
+from explorer.core.engine import run_stack
+from explorer.core.input_source import InputSource, load_input
+from explorer.core.stack import load_stack, stack_from_dict
+from explorer.ui import dialogs
+from explorer.ui.app import configure_pyqtgraph
+from explorer.ui.main_window import MainWindow, autosave_path
+
+
+@pytest.fixture
+def make_window(qtbot, tmp_path, monkeypatch):
+    QStandardPaths.setTestModeEnabled(True)
+    configure_pyqtgraph()
+    windows = []
+    monkeypatch.setattr(dialogs, "show_error", lambda *a, **k: pytest.fail(f"unexpected error dialog: {a[2:]}"))
+    monkeypatch.setattr(dialogs, "save_changes", lambda *a: "discard")
+
+    def make(**kwargs):
+        settings = QSettings(str(tmp_path / "settings.ini"), QSettings.IniFormat)
+        window = MainWindow(settings=settings, device="cpu", **kwargs)
+        qtbot.addWidget(window)
+        window.resize(1300, 850)
+        window.show()
+        assert window.runner.wait_until_idle(20_000)
+        windows.append(window)
+        return window
+
+    yield make
+    for window in windows:
+        window.document.undo_stack.setClean()
+        window.close()
+
+
+def settle(window):
+    assert window.runner.wait_until_idle(20_000)
+
+
+def test_starts_alive_on_the_sample_and_default_stack(make_window):
+    window = make_window()
+    assert [l.type for l in window.document.stack.layers] == ["Conv2d", "ReLU", "MaxPool2d"]
+    assert window.result is not None and window.result.ok
+    assert window.result.layers[0].output_shape == (1, 6, 254, 254)
+    assert "CPU" in window.device_status.text()
+    assert "Ran 3 layers" in window.time_status.text()
+    assert window.feature_view.message is None          # a grid is on screen, not a hint
+    assert window.layer_panel.row_text(0).startswith("Conv2d 3→6 k3 s1 · [1, 6, 254, 254]")
+
+
+def test_an_edit_updates_shapes_at_once_and_the_run_after(make_window, qtbot):
+    window = make_window()
+    window.document.select(0)
+    window.document.set_arg(0, "kernel_size", 5)
+    # shapes come from inference, before the run answers
+    assert window.shapes_view.model.rowCount() >= 3
+    assert "[1, 6, 252, 252]" in window.layer_panel.row_text(0)
+    settle(window)
+    assert window.result.layers[0].output_shape == (1, 6, 252, 252)
+    expected = run_stack(window.document.stack, window.batch.tensor, "cpu").layers[2].output
+    assert torch.equal(window.result.layers[2].output, expected)
+
+
+def test_only_layers_from_the_edit_on_are_recomputed(make_window):
+    window = make_window()
+    window.document.set_arg(2, "kernel_size", 3)
+    settle(window)
+    assert window.result.computed == [2]
+    window.document.set_enabled(1, False)
+    settle(window)
+    assert window.result.computed == [1, 2]
+    assert torch.equal(window.result.layers[1].output, window.result.layers[0].output)
+
+
+def test_a_broken_layer_shows_why_and_earlier_layers_keep_their_output(make_window):
+    window = make_window()
+    window.document.select(2)
+    window.document.add_layer("Conv2d")           # sized to fit: 6 input channels
+    settle(window)
+    assert window.result.ok
+    window.document.set_arg(0, "out_channels", 4)  # now the new conv gets 4 channels
+    settle(window)
+    message = "expects 6 input channels but its input has 4"
+    assert message in window.result.error
+    assert window.result.layers[2].output is not None
+    window.document.select(3)
+    assert message in window.feature_view.message
+
+
+def test_undo_and_redo_through_the_menu_actions(make_window):
+    window = make_window()
+    window.document.set_arg(0, "out_channels", 9)
+    settle(window)
+    assert window.result.layers[0].output_shape[1] == 9
+    window.undo_action.trigger()
+    settle(window)
+    assert window.result.layers[0].output_shape[1] == 6
+    window.redo_action.trigger()
+    settle(window)
+    assert window.result.layers[0].output_shape[1] == 9
+    assert window.windowTitle().startswith("untitled*")
+
+
+def test_reorder_and_remove(make_window):
+    window = make_window()
+    window.document.move_layer(1, 2)
+    settle(window)
+    assert [l.type for l in window.document.stack.layers] == ["Conv2d", "MaxPool2d", "ReLU"]
+    window.document.remove_layer(1)
+    settle(window)
+    assert [l.type for l in window.result.layers] == ["Conv2d", "ReLU"]
+
+
+def test_save_and_reopen_bit_exact(make_window, tmp_path, monkeypatch):
+    window = make_window()
+    weight = torch.randn(6, 3, 3, 3)
+    weight[0, 0, 0, 0] = 1e-40        # a subnormal survives too
+    window.document.set_state(0, "weight", weight)
+    settle(window)
+    before = window.result.layers[-1].output.clone()
+    path = tmp_path / "mine.json"
+    monkeypatch.setattr(dialogs, "save_file", lambda *a: str(path))
+    assert window.save()
+    assert not window.document.dirty and window.windowTitle().startswith("mine.json")
+    assert torch.equal(load_stack(path).layers[0].state["weight"], weight)
+
+    window.document.set_arg(0, "out_channels", 3)
+    monkeypatch.setattr(dialogs, "save_changes", lambda *a: "discard")
+    assert window.open_stack(path)
+    settle(window)
+    assert torch.equal(window.result.layers[-1].output, before)
+    assert str(path.resolve()) in [a.text() for a in window.recent_menu.actions()]
+
+
+def test_unsaved_changes_are_asked_about_and_cancel_keeps_them(make_window, monkeypatch):
+    window = make_window()
+    window.document.set_arg(0, "out_channels", 7)
+    monkeypatch.setattr(dialogs, "save_changes", lambda *a: "cancel")
+    window.new_stack()
+    assert window.document.stack.layers[0].args["out_channels"] == 7
+    assert window.document.dirty
+
+
+def test_autosave_is_offered_back(make_window, monkeypatch):
+    window = make_window()
+    window.document.set_arg(0, "out_channels", 11)
+    window.autosave()
+    assert autosave_path().exists()
+    window.document.undo_stack.setClean()
+    window.close()
+
+    # The window above closed cleanly and removed its autosave; a crash would have left it.
+    autosave_path().write_text(json.dumps({"layers": [{"type": "ReLU", "name": "kept"}]}))
+    monkeypatch.setattr(dialogs, "restore_autosave", lambda *a: True)
+    second = make_window()
+    second.offer_autosave()
+    assert second.document.stack.names() == ["kept"]
+    assert second.document.dirty
+    assert not autosave_path().exists()
+
+
+def test_a_bad_stack_file_or_image_leaves_everything_as_it_was(make_window, tmp_path):
+    window = make_window()
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"layers": [{"type": "Conv3d"}]}')
+    assert not window.open_stack(bad)
+    assert "unknown layer type 'Conv3d'" in window.banner.text()
+    assert window.document.stack.layers[0].type == "Conv2d"
+
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 40)
+    window.set_source(InputSource.image(broken))
+    settle(window)
+    settle(window)
+    assert "broken.png" in window.banner.text()
+    assert window.source == InputSource.sample("astronaut")
+    assert window.result is not None and window.result.ok
+
+
+def test_cifar_batches_step_through_with_class_names(make_window, cifar_dir, qtbot):
+    window = make_window()
+    window.set_source(InputSource.cifar(cifar_dir, "test", batch_size=8))
+    settle(window)
+    assert window.batch.tensor.shape == (8, 3, 32, 32)
+    panel = window.input_panel
+    assert panel.batch_of.text() == "of 3"                 # 20 test images, 8 per batch
+    assert panel.class_label.text().startswith(f"Image 0: {window.batch.classes[0]}")
+    first_labels = list(window.batch.labels)
+
+    qtbot.mouseClick(panel.findChild(QObject, "batchNext"), Qt.LeftButton)
+    settle(window)
+    assert window.source.batch_index == 1
+    assert window.batch.labels != first_labels
+    expected = load_input(InputSource.cifar(cifar_dir, "test", 8, 1)).tensor
+    assert torch.equal(window.batch.tensor, expected)
+
+    qtbot.mouseClick(panel.findChild(QObject, "itemNext"), Qt.LeftButton)
+    assert panel.batch_item == 1
+    assert panel.class_label.text().startswith(f"Image 1: {window.batch.classes[1]}")
+    assert window.feature_view.batch_index == 1
+
+
+def test_click_a_channel_and_switch_normalisation(make_window, qtbot):
+    window = make_window()
+    window.document.select(0)
+    view = window.feature_view
+    qtbot.waitExposed(window)
+    qtbot.wait(20)
+    point = view.grid.widget_point_of_tile(4)
+    assert view.grid.viewport().rect().contains(point)
+    qtbot.mouseClick(view.grid.viewport(), Qt.LeftButton, pos=point)
+    qtbot.wait(10)
+    assert view.selected_channel == 4
+    assert view.findChild(QObject, "channelTitle").text().startswith("Channel 4")
+    view.findChild(QObject, "normCombo").setCurrentIndex(view.findChild(QObject, "normCombo").findData("symmetric"))
+    assert view.normalization == "symmetric"
+    assert view.colormap == "diverging"
+
+
+def test_copied_pytorch_code_gives_the_windows_outputs(make_window, qtbot):
+    window = make_window()
+    window.bottom_tabs.setCurrentWidget(window.model_view)
+    qtbot.mouseClick(window.model_view.findChild(QObject, "copyCodeButton"), Qt.LeftButton)
+    code = QGuiApplication.clipboard().text()
+    namespace: dict = {}
+    exec(compile(code, "generated", "exec"), namespace)
+    model = namespace["ExplorerNet"]().eval()
+    with torch.no_grad():
+        out = model(window.batch.tensor.clone())
+    assert torch.equal(out, window.result.layers[-1].output)
+
+
+def test_a_run_superseded_by_a_later_edit_is_dropped(make_window):
+    window = make_window()
+    seen = []
+    window.runner.finished.connect(lambda reply: seen.append(reply.generation))
+    for channels in (7, 8, 9, 10):
+        window.document.set_arg(0, "out_channels", channels)
+    settle(window)
+    assert seen == [window.runner.latest_generation]       # only the newest result reached the views
+    assert window.result.layers[0].output_shape[1] == 10
+
+
+def test_pasting_an_image_makes_it_the_input(make_window):
+    window = make_window()
+    image = QImage(40, 30, QImage.Format_RGB32)
+    image.fill(Qt.red)
+    QGuiApplication.clipboard().setImage(image)
+    window.paste_image()
+    settle(window)
+    assert window.batch.tensor.shape == (1, 3, 30, 40)
+    assert torch.allclose(window.batch.tensor[0, 0], torch.ones(30, 40))
+
+
+def test_grayscale_and_resize_from_the_input_panel(make_window):
+    window = make_window()
+    panel = window.input_panel
+    panel.channels_combo.setCurrentIndex(1)
+    panel.channels_combo.activated.emit(1)
+    settle(window)
+    # the default conv wants 3 channels: the window says why instead of failing silently
+    assert "expects 3 input channels but its input has 1" in window.result.error
+    window.document.undo_stack.undo()
+    settle(window)
+    panel.resize_check.setChecked(True)
+    settle(window)
+    assert window.batch.tensor.shape == (1, 3, 32, 32)
+    assert window.document.stack.input.size == (32, 32)
+
+
+class _StallMeter(QObject):
+    """Measures the longest gap between timer ticks: how long the event loop was blocked."""
+
+    def __init__(self):
+        super().__init__()
+        self.last = time.perf_counter()
+        self.worst = 0.0
+        self.timer = QTimer()
+        self.timer.setInterval(5)
+        self.timer.timeout.connect(self.tick)
+
+    def tick(self):
+        now = time.perf_counter()
+        self.worst = max(self.worst, now - self.last)
+        self.last = now
+
+
+def test_the_event_loop_never_stalls_during_heavy_runs(make_window, qtbot):
+    window = make_window()
+    window.document.set_input_spec(3, (1024, 1024))     # heavy enough that a run takes a while
+    settle(window)
+    window.document.select(0)
+    gc.collect()   # earlier tests' windows: their clean-up is not what this test measures
+    meter = _StallMeter()
+    meter.last = time.perf_counter()
+    meter.timer.start()
+    for channels in (6, 12, 16, 24, 32):
+        window.document.set_arg(0, "out_channels", channels)
+        qtbot.wait(30)
+    settle(window)
+    meter.timer.stop()
+    assert window.result.layers[0].output_shape[1] == 32
+    assert meter.worst < 0.1, f"the event loop stalled for {meter.worst * 1000:.0f} ms"
