@@ -63,10 +63,20 @@ def source_from_args(args) -> InputSource | None:
     return None
 
 
+def warm_up_shape_inference() -> None:
+    """torch imports its meta kernels on first use (over a second); do it while the window is built."""
+    def warm():
+        from explorer.core.engine import run_on_meta
+        from explorer.core.examples import load_example
+        run_on_meta(load_example("default"), (1, 3, 8, 8))
+    threading.Thread(target=warm, name="warm-up", daemon=True).start()
+
+
 def run_app(args) -> int:
     from explorer.core.examples import resolve_stack
     from explorer.ui.main_window import MainWindow
 
+    warm_up_shape_inference()
     stack, stack_path = None, None
     if getattr(args, "stack", None):
         stack = resolve_stack(args.stack)       # a StackError here is one line on stderr (cli.main)

@@ -6,6 +6,7 @@ first layer whose output the edit can affect (so the runner recomputes only from
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,9 @@ from PySide6.QtGui import QUndoCommand, QUndoStack
 from explorer.core.editing import new_layer
 from explorer.core.layers import LayerSpec, check_args
 from explorer.core.stack import InputSpec, Stack, default_name
+
+
+MERGE_SECONDS = 1.5   # keystrokes into one field within this time are one undo step
 
 
 class StackEdit(QUndoCommand):
@@ -29,6 +33,7 @@ class StackEdit(QUndoCommand):
         self.after = after
         self.first_index = first_index
         self.merge_key = merge_key
+        self.created = time.monotonic()
         self.select_before = doc.selected
         self.select_after = doc.selected if select is None else select
 
@@ -39,7 +44,10 @@ class StackEdit(QUndoCommand):
         # Typing 1, 2, 8 into a spin box is one edit, not three.
         if not isinstance(other, StackEdit) or other.merge_key != self.merge_key or self.merge_key is None:
             return False
+        if other.created - self.created > MERGE_SECONDS:
+            return False          # a separate edit of the same field, later on: its own undo step
         self.after = other.after
+        self.created = other.created
         self.first_index = min(self.first_index, other.first_index)
         self.select_after = other.select_after
         return True
@@ -112,14 +120,21 @@ class StackDocument(QObject):
 
     # ------------------------------------------------------------ edits
     def set_arg(self, index: int, key: str, value: Any) -> None:
-        """Sets one argument (None removes it, so torch's default applies). Raises LayerArgError
-        with the reason if torch would refuse the value; the stack is then unchanged."""
+        """Sets one argument. Raises LayerArgError with the reason if torch would refuse the value;
+        the stack is then unchanged."""
+        self.set_args(index, {key: value})
+
+    def set_args(self, index: int, changes: dict[str, Any]) -> None:
+        """Sets several arguments in one undoable step (Upsample's size and scale_factor go together).
+        None means torch's default where that default is None, and an explicit None otherwise
+        (BatchNorm2d's momentum=None is a cumulative average, not the default 0.1)."""
         spec = self.stack.layers[index]
         args = dict(spec.args)
-        if value is None:
-            args.pop(key, None)
-        else:
-            args[key] = value
+        for key, value in changes.items():
+            if value is None and spec.layer_type.arg(key).default is None:
+                args.pop(key, None)
+            else:
+                args[key] = value
         check_args(spec.type, args)
         if args == spec.args:
             return
@@ -128,7 +143,8 @@ class StackDocument(QObject):
         layer.args = args
         if spec.state and _state_shape_changes(spec, layer):
             layer.state = None   # a resized layer gets fresh weights from the seed
-        self._push(f"Change {key} of {spec.name}", after, index, merge_key=("arg", index, key))
+        keys = ", ".join(changes)
+        self._push(f"Change {keys} of {spec.name}", after, index, merge_key=("arg", index, keys))
 
     def set_enabled(self, index: int, enabled: bool) -> None:
         if self.stack.layers[index].enabled == enabled:
@@ -139,6 +155,11 @@ class StackDocument(QObject):
         self._push(f"{verb} {after.layers[index].name}", after, index)
 
     def set_indices_from(self, index: int, pool_name: str) -> None:
+        if self.stack.layers[index].indices_from == pool_name:
+            return
+        pools = [l.name for l in self.stack.layers[:index] if l.type == "MaxPool2d"]
+        if pool_name not in pools:
+            raise ValueError(f"'{pool_name}' is not a MaxPool2d before this layer; choose one of: {', '.join(pools) or 'none'}.")
         after = self.stack.copy()
         after.layers[index].indices_from = pool_name
         self._push(f"Take indices from {pool_name}", after, index)

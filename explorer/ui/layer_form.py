@@ -699,31 +699,13 @@ class LayerForm(QWidget):
             other = _EXCLUSIVE.get((spec.type, key))
             if other is not None and value is not None and spec.full_args().get(other) is not None:
                 # Upsample takes size or scale_factor: setting one unsets the other in one step.
-                self._set_args(i, {key: value, other: None})
+                self.document.set_args(i, {key: value, other: None})
             else:
                 self.document.set_arg(i, key, value)
         except LayerArgError as e:
             self._show_error(key, str(e))
             return
         self._clear_error(key)    # valid but unchanged (no document signal): the error is gone anyway
-
-    def _set_args(self, index: int, changes: dict[str, Any]) -> None:
-        setter = getattr(self.document, "set_args", None)
-        if setter is not None:
-            setter(index, changes)
-            return
-        # Stopgap until StackDocument has set_args: one undoable edit made the document's way.
-        spec = self.document.stack.layers[index]
-        args = dict(spec.args)
-        for k, v in changes.items():
-            if v is None:
-                args.pop(k, None)
-            else:
-                args[k] = v
-        check_args(spec.type, args)
-        after = self.document.stack.copy()
-        after.layers[index].args = args
-        self.document._push(f"Change {', '.join(changes)} of {spec.name}", after, index)
 
     def _rename(self) -> None:
         spec = self.spec()
