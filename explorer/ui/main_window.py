@@ -24,6 +24,7 @@ from explorer.ui import dialogs
 from explorer.ui.document import StackDocument
 from explorer.ui.feature_view import FeatureView
 from explorer.ui.input_panel import InputPanel
+from explorer.ui.kernel_editor import KernelEditor
 from explorer.ui.layer_form import LayerForm
 from explorer.ui.layer_panel import LayerPanel
 from explorer.ui.model_view import ModelView
@@ -87,7 +88,13 @@ class MainWindow(QMainWindow):
         left = QSplitter(Qt.Vertical)
         left.setObjectName("leftSplitter")
         left.addWidget(self.layer_panel)
-        left.addWidget(self.layer_form)
+        self.kernel_editor = KernelEditor(self.document)
+        self.layer_tabs = QTabWidget()
+        self.layer_tabs.setObjectName("layerTabs")
+        self.layer_tabs.addTab(self.layer_form, "Arguments")
+        self.layer_tabs.addTab(self.kernel_editor, "Kernel")
+        self.layer_tabs.setTabToolTip(1, "Edit a small convolution kernel by hand, or pick a preset (Sobel, blur, ...).")
+        left.addWidget(self.layer_tabs)
         left.setStretchFactor(0, 1)
         left.setStretchFactor(1, 1)
         self.layers_dock = QDockWidget("Layers", self)

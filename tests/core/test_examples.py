@@ -94,3 +94,22 @@ def test_resolve_stack(tmp_path, monkeypatch):
     with pytest.raises(StackError, match="no built-in example 'nope'"):
         load_example("nope")
     assert find_example("nope") is None
+
+
+def test_vgg16_example_has_torchvisions_shapes_and_parameter_count():
+    import torchvision
+
+    from explorer.core.examples import load_example
+    from explorer.core.shapes import infer_shapes, total_params
+
+    stack = load_example("vgg16")
+    rows = infer_shapes(stack, (1, 3, 224, 224))
+    with torch.device("meta"):
+        reference = torchvision.models.vgg16(weights=None)
+    x = torch.empty(1, 3, 224, 224, device="meta")
+    expected_shapes = []
+    for module in list(reference.features) + [torch.nn.Flatten()] + list(reference.classifier):
+        x = module(x)
+        expected_shapes.append(tuple(x.shape))
+    assert [r.output_shape for r in rows] == expected_shapes
+    assert total_params(rows) == sum(p.numel() for p in reference.parameters()) == 138_357_544

@@ -15,6 +15,7 @@ from PySide6.QtGui import QGuiApplication, QImage
 
 from explorer.core.engine import run_stack
 from explorer.core.input_source import InputSource, load_input
+from explorer.core.layers import build_module
 from explorer.core.stack import load_stack, stack_from_dict
 from explorer.ui import dialogs
 from explorer.ui.app import configure_pyqtgraph
@@ -313,3 +314,19 @@ def test_the_event_loop_never_stalls_during_heavy_runs(make_window, qtbot):
     meter.timer.stop()
     assert window.result.layers[0].output_shape[1] == 32
     assert meter.worst < 0.1, f"the event loop stalled for {meter.worst * 1000:.0f} ms"
+
+
+def test_a_hand_set_kernel_from_the_kernel_tab_drives_the_output(make_window):
+    window = make_window()
+    window.document.select(0)
+    window.layer_tabs.setCurrentWidget(window.kernel_editor)
+    window.kernel_editor.findChild(QObject, "kernelAllInputs").setChecked(True)
+    window.kernel_editor.apply_preset("Sobel x (vertical edges)")
+    settle(window)
+    weight = window.document.stack.layers[0].state["weight"]
+    sobel = torch.tensor([[-1.0, 0, 1], [-2, 0, 2], [-1, 0, 1]])
+    assert torch.equal(weight[0, 0], sobel)
+    spec = window.document.stack.layers[0]
+    bias = build_module(spec, window.document.stack.seed).bias      # the seeded bias is untouched
+    expected = torch.nn.functional.conv2d(window.batch.tensor, weight, bias)
+    assert torch.allclose(window.result.layers[0].output, expected, atol=1e-6)
