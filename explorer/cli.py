@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -186,12 +187,18 @@ def main(argv: list[str] | None = None) -> int:
     except (UsageError, StackError, InputError, DeviceError) as e:
         print(f"{PROG}: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:   # `... | head` closed the pipe: nothing left to say
+        sys.stderr.close()
+        return 0
     except OSError as e:   # e.g. the output folder cannot be written
         where = f"cannot write '{e.filename}': " if e.filename else ""
         print(f"{PROG}: {where}{e.strerror or e}.", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
-    except BrokenPipeError:   # `... | head` closed the pipe: nothing left to say
-        sys.stderr.close()
-        return 0
+    except Exception as e:  # a bug of ours: still one line, with the way to see the traceback
+        if os.environ.get("FME_DEBUG"):
+            raise
+        print(f"{PROG}: unexpected error ({type(e).__name__}: {e}); set FME_DEBUG=1 to see the traceback.",
+              file=sys.stderr)
+        return 2

@@ -330,3 +330,38 @@ def test_a_hand_set_kernel_from_the_kernel_tab_drives_the_output(make_window):
     bias = build_module(spec, window.document.stack.seed).bias      # the seeded bias is untouched
     expected = torch.nn.functional.conv2d(window.batch.tensor, weight, bias)
     assert torch.allclose(window.result.layers[0].output, expected, atol=1e-6)
+
+
+def test_dropping_an_image_file_on_the_window_loads_it(make_window, tmp_path):
+    from PIL import Image
+    from PySide6.QtCore import QMimeData, QPointF, QUrl
+    from PySide6.QtGui import QDropEvent
+
+    window = make_window()
+    path = tmp_path / "dropped.png"
+    Image.new("RGB", (20, 10), (0, 255, 0)).save(path)
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(path))])
+    event = QDropEvent(QPointF(50, 50), Qt.CopyAction, mime, Qt.LeftButton, Qt.NoModifier)
+    window.dropEvent(event)
+    settle(window)
+    assert window.source == InputSource.image(path)
+    assert window.batch.tensor.shape == (1, 3, 10, 20)
+    assert torch.equal(window.batch.tensor[0, 1], torch.ones(10, 20))
+
+
+def test_export_all_layers_and_the_grid(make_window, tmp_path, monkeypatch):
+    window = make_window()
+    window.export_all(tmp_path / "all")
+    summary = json.loads((tmp_path / "all" / "summary.json").read_text())
+    assert [l["name"] for l in summary["layers"]] == ["conv1", "relu1", "pool1"]
+    saved = np.load(tmp_path / "all" / "02_pool1.npy")
+    assert np.array_equal(saved, window.result.layers[2].output.numpy())
+
+    window.document.select(0)
+    png = tmp_path / "grid.png"
+    monkeypatch.setattr(dialogs, "save_file", lambda *a: str(png))
+    window._export_png("grid")
+    from PIL import Image
+    assert Image.open(png).size == (window.feature_view.current_grid_png().shape[1],
+                                    window.feature_view.current_grid_png().shape[0])
