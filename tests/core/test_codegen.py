@@ -12,6 +12,7 @@ from explorer.core.codegen import (
     CodegenError, attribute_names, identifier, model_repr, named_parameters, pytorch_code,
 )
 from explorer.core.engine import run_stack
+from explorer.core.examples import load_example
 from explorer.core.layers import LayerSpec
 from explorer.core.stack import InputSpec, Stack, stack_from_dict
 
@@ -26,16 +27,7 @@ def default_stack():
 
 
 def lenet_stack():
-    return Stack([
-        L("Conv2d", "conv1", in_channels=1, out_channels=6, kernel_size=5), L("ReLU", "relu1"),
-        L("MaxPool2d", "pool1", kernel_size=2),
-        L("Conv2d", "conv2", in_channels=6, out_channels=16, kernel_size=5), L("ReLU", "relu2"),
-        L("MaxPool2d", "pool2", kernel_size=2),
-        L("Flatten", "flatten1"),
-        L("Linear", "fc1", in_features=400, out_features=120), L("ReLU", "relu3"),
-        L("Linear", "fc2", in_features=120, out_features=84), L("ReLU", "relu4"),
-        L("Linear", "fc3", in_features=84, out_features=10),
-    ], seed=0, input=InputSpec(1, (32, 32)))
+    return load_example("lenet")     # the classic tutorial's LeNet-5, as the app ships it
 
 
 def unpool_stack():
