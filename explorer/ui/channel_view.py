@@ -20,7 +20,7 @@ from explorer.ui.stats_view import format_value
 
 pg.setConfigOptions(imageAxisOrder="row-major")
 
-HOVER_HINT = "Move the mouse over the channel to read its values."
+HOVER_HINT = "Hover over the channel to read its values."
 
 
 @functools.lru_cache(maxsize=None)
@@ -91,6 +91,7 @@ class ChannelView(QtWidgets.QWidget):
         rfont.setStyleHint(rfont.StyleHint.Monospace)
         self.readout.setFont(rfont)
         self.readout.setContentsMargins(4, 0, 4, 2)
+        self.readout.setWordWrap(True)
         self.readout.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
         layout.addWidget(self.readout)
 

@@ -108,11 +108,19 @@ class StackDocument(QObject):
         self.path_changed.emit(self.path)
 
     def _apply(self, stack: Stack, first_index: int, select: int) -> None:
+        before = (self.selected, self._selected_name())
         self.stack = stack
-        self.changed.emit(first_index)
-        # Always announce the selection: the layer under the same index may be a different one now.
+        # Listeners of `changed` (the run's focus, the form) read `selected`: set it first.
         self.selected = select if 0 <= select < len(stack.layers) else -1
-        self.selection_changed.emit(self.selected)
+        self.changed.emit(first_index)
+        # Announce the selection only when the selected layer is another one (a different index, or
+        # another layer under the same index): re-showing the same layer on every keystroke costs
+        # a render of its stale output while the new run is already on its way.
+        if (self.selected, self._selected_name()) != before:
+            self.selection_changed.emit(self.selected)
+
+    def _selected_name(self) -> str | None:
+        return self.stack.layers[self.selected].name if 0 <= self.selected < len(self.stack.layers) else None
 
     def _push(self, text: str, after: Stack, first_index: int, merge_key: tuple | None = None,
               select: int | None = None) -> None:

@@ -480,6 +480,7 @@ class FeatureView(QtWidgets.QWidget):
         self.hover_label = QtWidgets.QLabel("")
         self.hover_label.setObjectName("gridHoverLabel")
         self.hover_label.setContentsMargins(4, 0, 4, 2)
+        self.hover_label.setWordWrap(True)
         grid_box = QtWidgets.QWidget()
         gl = QtWidgets.QVBoxLayout(grid_box)
         gl.setContentsMargins(0, 0, 0, 0)
@@ -710,10 +711,14 @@ class FeatureView(QtWidgets.QWidget):
             self._stats_cache.move_to_end(key)
             return hit[2]
         stats = layer_stats(out)
-        self._stats_cache[key] = (weakref.ref(out), out._version, stats)
+        self._remember_stats(out, stats)
+        return stats
+
+    def _remember_stats(self, out: torch.Tensor, stats: LayerStats) -> None:
+        self._stats_cache[id(out)] = (weakref.ref(out), out._version, stats)
+        self._stats_cache.move_to_end(id(out))
         while len(self._stats_cache) > _STATS_CACHE_SIZE:
             self._stats_cache.popitem(last=False)
-        return stats
 
     def view_settings(self) -> ViewSettings:
         """The settings the background worker renders with, so an edit arrives ready to draw."""
@@ -722,7 +727,7 @@ class FeatureView(QtWidgets.QWidget):
     def prime(self, out: torch.Tensor, display: LayerDisplay) -> None:
         """Takes stats and pixels prepared by the worker for ``out``; used if they still match."""
         if display.stats is not None:
-            self._stats_cache[id(out)] = (weakref.ref(out), out._version, display.stats)
+            self._remember_stats(out, display.stats)
         self._prepared = (weakref.ref(out), display.view) if display.view is not None else None
 
     def _prepared_view(self, out: torch.Tensor) -> PreparedView:
@@ -871,7 +876,7 @@ class FeatureView(QtWidgets.QWidget):
         if self._mode == "rgb":
             return "Red = channel 0, green = channel 1, blue = channel 2. Pick a channel with the spin box."
         what = "batch item" if self._mode == "batch" else "channel"
-        return f"Click a tile or use the arrow keys to pick a {what}; scroll to zoom, drag to pan, double-click to fit."
+        return f"Click a tile (or use the arrow keys) to pick a {what}. Scroll zooms, drag pans."
 
     def _tile_selected(self, index: int) -> None:
         if self._mode == "batch":

@@ -62,6 +62,7 @@ class MainWindow(QMainWindow):
         self.result = None
         self.last_run_ms: float | None = None
         self._submitted_at = 0.0
+        self._model_view_stale = True
 
         self.setWindowTitle(APP_NAME)
         self.setAcceptDrops(True)
@@ -254,6 +255,8 @@ class MainWindow(QMainWindow):
         self.input_panel.open_image_requested.connect(self.open_image_dialog)
         self.input_panel.open_cifar_requested.connect(self.open_cifar_folder_dialog)
         self.shapes_view.layer_clicked.connect(doc.select)
+        self.bottom_tabs.currentChanged.connect(lambda _: self._model_view_stale and self._update_model_view())
+        self.bottom_dock.visibilityChanged.connect(lambda _: self._model_view_stale and self._update_model_view())
         self.model_view.code_copied.connect(lambda _: self.show_message("PyTorch code copied to the clipboard."))
 
     # ---------------------------------------------------------------- the flow: edit → run → views
@@ -276,13 +279,21 @@ class MainWindow(QMainWindow):
     def _stack_changed(self, first_index: int) -> None:
         stack = self.document.stack
         self._update_shapes()
-        self.model_view.set_stack(stack)
+        self._update_model_view()
         self.input_panel.set_input_spec(stack.input)
         self.train_action.blockSignals(True)
         self.train_action.setChecked(stack.mode == "train")
         self.train_action.blockSignals(False)
         self._submit()
         self._update_title()
+
+    def _update_model_view(self) -> None:
+        # print(model) and the code cost ~10 ms per edit: build them only when the tab is in view.
+        if self.bottom_tabs.currentWidget() is self.model_view and self.bottom_dock.isVisible():
+            self.model_view.set_stack(self.document.stack)
+            self._model_view_stale = False
+        else:
+            self._model_view_stale = True
 
     def _submit(self) -> None:
         self._submitted_at = time.perf_counter()
@@ -302,6 +313,7 @@ class MainWindow(QMainWindow):
                 dialogs.show_error(self, "Something went wrong", reply.error, reply.details)
             return
         source_changed = reply.request.source != self.source
+        shape_before = self._input_shape()
         self.source, self.batch, self.result = reply.request.source, reply.batch, reply.result
         if source_changed:
             self.banner.setVisible(False)
@@ -312,7 +324,8 @@ class MainWindow(QMainWindow):
         display = reply.display
         if display is not None and display.layer_index < len(reply.result.layers):
             self.feature_view.prime(reply.result.layers[display.layer_index].output, display)
-        self._update_shapes()
+        if self._input_shape() != shape_before:      # a new input size: shapes were inferred for the old one
+            self._update_shapes()
         self._selection_changed(self.document.selected)
         computed = len(reply.result.computed)
         self.time_status.setText(f"Ran {len(reply.result.layers)} layers in {reply.result.seconds * 1000:.1f} ms "
@@ -597,8 +610,8 @@ class MainWindow(QMainWindow):
         super().showEvent(event)
         if not self._layout_restored:   # first start: the feature maps get the room
             self._layout_restored = True
-            self.resizeDocks([self.layers_dock, self.input_dock], [340, 280], Qt.Horizontal)
-            self.resizeDocks([self.bottom_dock], [190], Qt.Vertical)
+            self.resizeDocks([self.layers_dock, self.input_dock], [340, 250], Qt.Horizontal)
+            self.resizeDocks([self.bottom_dock], [230], Qt.Vertical)
 
     def closeEvent(self, event: QCloseEvent) -> None:
         if not self.confirm_discard():

@@ -116,7 +116,8 @@ class StatsView(QtWidgets.QWidget):
         item.setLabel("bottom", "value")
         for name in ("left", "bottom"):
             item.getAxis(name).enableAutoSIPrefix(False)
-        item.getAxis("left").setWidth(58)   # room for counts in the millions on the first paint
+        item.getAxis("left").setWidth(58)
+        item.getViewBox().setDefaultPadding(0.06)    # the top tick label is not cut off   # room for counts in the millions on the first paint
         self.histogram = pg.PlotDataItem(
             [0.0, 1.0], [0.0], stepMode="center", fillLevel=0,
             pen=pg.mkPen(POSITIVE, width=1), brush=pg.mkBrush(POSITIVE + "90"),
