@@ -862,8 +862,11 @@ class FeatureView(QtWidgets.QWidget):
     def _update_info(self) -> None:
         r = self._result
         out = self._output()
-        if r is None or out is None:
+        if r is None:
             self.info_label.setText("")
+            return
+        if out is None:
+            self.info_label.setText(f"{r.name} · {r.type} · " + ("cannot run" if r.error else "no output"))
             return
         text = f"{r.name} · {r.type} · output {_shape_text(r.output.shape)}"
         if out.shape[0] > 1:

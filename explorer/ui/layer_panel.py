@@ -280,6 +280,8 @@ class LayerRowDelegate(QStyledItemDelegate):
         second = f"{name}  —  {reason}" if reason else name
 
         painter.save()
+        if status == "error":    # a red stripe that stays visible when the row is selected
+            painter.fillRect(QRect(option.rect.left(), option.rect.top(), 4, option.rect.height()), ERROR_COLOR)
         fm_main, fm_small = QFontMetrics(main), QFontMetrics(small)
         painter.setFont(main)
         painter.setPen(color)

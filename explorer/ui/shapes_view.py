@@ -232,6 +232,9 @@ class ShapesView(QtWidgets.QWidget):
         self._set_totals(entries, total_params(rows))
         if self._selected is not None and self._selected < len(entries):
             self.select_layer(self._selected)
+        failed = next((row for row, e in enumerate(entries) if e.state == "error"), None)
+        if failed is not None:     # the reason must be in view, even in a long stack
+            self.table.scrollTo(self.model.index(failed, 0))
 
     def set_stack(self, stack: Stack, input_shape: Sequence[int]) -> None:
         """Convenience: infers the shapes and shows them with every layer of the stack."""

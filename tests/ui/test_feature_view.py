@@ -380,3 +380,17 @@ def test_cuda_outputs(view, qtbot):
     view.set_layer(LayerResult(1, "fc", "Linear", True, output=vec, output_shape=tuple(vec.shape)))
     assert view.vector_view.bar_count <= MAX_BARS
     assert view.stats_view.stats.numel == vec.numel()
+
+
+def test_worker_prepared_displays_do_not_pile_up(view, run):
+    """Every run hands the view a prepared display for a new output tensor; a long editing session
+    must not keep them all (each holds a histogram and a reference to its output's stats)."""
+    from explorer.core.display import ViewSettings, prepare_display
+    from explorer.ui import feature_view as module
+
+    settings = view.view_settings()
+    assert isinstance(settings, ViewSettings)
+    outputs = [run["relu1"].output.clone() for _ in range(3 * module._STATS_CACHE_SIZE)]
+    for out in outputs:
+        view.prime(out, prepare_display(out, 1, settings))
+    assert len(view._stats_cache) <= module._STATS_CACHE_SIZE
