@@ -54,6 +54,9 @@ class MainWindow(QMainWindow):
         self.settings = settings or QSettings()
         self.document = StackDocument(stack or default_stack(), self)
         self.document.path = Path(stack_path) if stack_path else None
+        # Connected before any view: an edit reaches the worker first, and the run overlaps the
+        # shape inference and form refreshes that follow on this thread.
+        self.document.changed.connect(lambda _first: self._submit())
         self.runner = RunController(self)
         self.device = str(resolve_device(device))
         self.source: InputSource | None = None           # the input shown now
@@ -79,6 +82,7 @@ class MainWindow(QMainWindow):
         self._restore_layout()
         self.input_panel.set_input_spec(self.document.stack.input)
         self._stack_changed(0)
+        self._submit()
         self._selection_changed(self.document.selected)
         self._update_title()
 
@@ -284,7 +288,6 @@ class MainWindow(QMainWindow):
         self.train_action.blockSignals(True)
         self.train_action.setChecked(stack.mode == "train")
         self.train_action.blockSignals(False)
-        self._submit()
         self._update_title()
 
     def _update_model_view(self) -> None:
