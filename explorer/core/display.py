@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from explorer.core.render import RenderedGrid, render_batch_channel, render_grid, render_rgb
+from explorer.core.render import DISPLAY_MAX_PIXELS, RenderedGrid, render_batch_channel, render_grid, render_rgb
 from explorer.core.stats import LayerStats, layer_stats
 
 
@@ -34,17 +34,18 @@ class PreparedView:
     rgb: np.ndarray | None = None
 
 
-def render_view(out: torch.Tensor, settings: ViewSettings) -> PreparedView:
+def render_view(out: torch.Tensor, settings: ViewSettings,
+                max_pixels: int | None = DISPLAY_MAX_PIXELS) -> PreparedView:
     """A 4-D output drawn as the view shows it: all channels of one item, one channel across the
     batch, or the first three channels as RGB."""
     key = settings.render_key(out)
     item = min(settings.batch_index, out.shape[0] - 1)
     if settings.mode == "batch":
         return PreparedView(key, grid=render_batch_channel(out, min(settings.channel, out.shape[1] - 1),
-                                                           settings.normalization))
+                                                           settings.normalization, max_pixels=max_pixels))
     if settings.mode == "rgb":
         return PreparedView(key, rgb=render_rgb(out[item], (0, 1, 2), settings.normalization))
-    return PreparedView(key, grid=render_grid(out[item], settings.normalization))
+    return PreparedView(key, grid=render_grid(out[item], settings.normalization, max_pixels=max_pixels))
 
 
 @dataclass

@@ -233,13 +233,26 @@ class RenderedGrid:
     highs: np.ndarray  # float64 per tile: the value drawn as 255
 
 
+# What the window's grid draws at most: more pixels than a screen shows only make every paint slow
+# (a 32 x 1022x1022 layer tiles to 33 megapixels, over 100 ms a paint in Qt). Exports stay full size.
+DISPLAY_MAX_PIXELS = 1 << 21
+
+
 def render_grid(maps: torch.Tensor, normalization: str = "channel", pad: int = 1,
-                cols: int | None = None, pad_value: int = 0) -> RenderedGrid:
-    """All channels of maps [C, H, W] (or one [H, W]) tiled into one uint8 image."""
+                cols: int | None = None, pad_value: int = 0, max_pixels: int | None = None) -> RenderedGrid:
+    """All channels of maps [C, H, W] (or one [H, W]) tiled into one uint8 image. With
+    ``max_pixels``, tiles are shrunk by a whole factor (area average, on the device) until the
+    grid fits; ranges (lows/highs) are always those of the full-size maps."""
     maps = _as_planes(maps)
     count, tile_h, tile_w = maps.shape
-    layout = grid_layout(count, tile_h, tile_w, pad=pad, cols=cols)
     pixels, lo, hi = _normalized(maps, normalization)
+    layout = grid_layout(count, tile_h, tile_w, pad=pad, cols=cols)
+    if max_pixels and count and layout.width * layout.height > max_pixels:
+        factor = math.ceil(math.sqrt(layout.width * layout.height / max_pixels))
+        size = (max(1, -(-tile_h // factor)), max(1, -(-tile_w // factor)))
+        pixels = torch.nn.functional.interpolate(pixels.unsqueeze(1).float(), size=size, mode="area")
+        pixels = pixels.squeeze(1).round_()
+        layout = grid_layout(count, size[0], size[1], pad=pad, cols=layout.cols)
     canvas = torch.full((layout.height, layout.width), int(pad_value), dtype=torch.uint8, device=maps.device)
     if count and tile_h and tile_w:
         _tile_into(canvas, pixels, layout)
@@ -283,14 +296,14 @@ def render_rgb(maps: torch.Tensor, channels: tuple[int, int, int] = (0, 1, 2),
 
 
 def render_batch_channel(output: torch.Tensor, channel: int, normalization: str = "channel",
-                         pad: int = 1) -> RenderedGrid:
+                         pad: int = 1, max_pixels: int | None = None) -> RenderedGrid:
     """One channel across the whole batch: output [N, C, H, W] -> a grid of N tiles.
     "layer"/"symmetric" share the range of that channel over the batch."""
     if output.dim() != 4:
         raise ValueError(f"expected a batch [N, C, H, W], got {list(output.shape)}")
     if not 0 <= channel < output.shape[1]:
         raise IndexError(f"channel {channel} is outside 0..{output.shape[1] - 1}")
-    return render_grid(output[:, channel], normalization=normalization, pad=pad)
+    return render_grid(output[:, channel], normalization=normalization, pad=pad, max_pixels=max_pixels)
 
 
 def render_input_image(x: torch.Tensor) -> np.ndarray:

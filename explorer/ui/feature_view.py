@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import weakref
 from collections import OrderedDict
+from dataclasses import replace
 
 import numpy as np
 import pyqtgraph as pg
@@ -42,15 +43,15 @@ pg.setConfigOptions(imageAxisOrder="row-major")
 MODES = ("grid", "rgb", "batch")
 MODE_LABELS = {
     "grid": "All channels",
-    "rgb": "First three channels as RGB",
-    "batch": "One channel across the batch",
+    "rgb": "Channels 0–2 as RGB",
+    "batch": "One channel, whole batch",
 }
 NORMALIZATION_LABELS = {
     "channel": "Per channel",
     "layer": "Per layer",
-    "symmetric": "Symmetric around zero",
+    "symmetric": "Symmetric (±)",
 }
-COLORMAP_LABELS = {DIVERGING: "diverging (blue–red)"}
+COLORMAP_LABELS = {DIVERGING: "diverging"}
 NO_LAYER_MESSAGE = "Select a layer to see its feature maps."
 
 # Page indices of the central stack.
@@ -417,12 +418,15 @@ class FeatureView(QtWidgets.QWidget):
         bar = QtWidgets.QHBoxLayout()
         bar.setSpacing(6)
         self.mode_combo = _combo("modeCombo", [(m, MODE_LABELS[m]) for m in MODES],
-                                 "What the grid shows")
+                                 "What the grid shows:\n"
+                                 "All channels: every channel of one batch item\n"
+                                 "Channels 0–2 as RGB: the first three channels as one colour image\n"
+                                 "One channel, whole batch: the selected channel for every item")
         self.norm_combo = _combo("normCombo", [(n, NORMALIZATION_LABELS[n]) for n in NORMALIZATIONS],
                                  "How values become brightness:\n"
                                  "Per channel: each channel stretched to its own min..max\n"
                                  "Per layer: one min..max for all channels, so they compare\n"
-                                 "Symmetric around zero: -m..m, zero in the middle (use a diverging map)")
+                                 "Symmetric (±): -m..m around zero, zero in the middle (a diverging map, blue–red)")
         self.cmap_combo = _combo("cmapCombo",
                                  [(n, COLORMAP_LABELS.get(n, n)) for n in colormap_names()],
                                  "Colour map")
@@ -680,6 +684,11 @@ class FeatureView(QtWidgets.QWidget):
             return self._rgb
         if self._grid is None or not self._output_is_maps():
             return None
+        out = self._output()
+        if self._grid.layout.tile_h < out.shape[2]:
+            # The view draws big layers shrunk (DISPLAY_MAX_PIXELS); a file gets every pixel.
+            full = render_view(out, replace(self.view_settings(), batch_index=self._batch_index), max_pixels=None)
+            return to_png_array(full.grid, self._colormap)
         return to_png_array(self._grid, self._colormap)
 
     def current_channel_png(self) -> np.ndarray | None:

@@ -387,3 +387,29 @@ def test_feature_grid_png_writes_the_first_items_channels(tmp_path):
     assert not np.array_equal(written, to_png_array(render_grid(output[1], "channel"), "viridis"))
     with pytest.raises(ValueError):
         feature_grid_png(output[0], path)
+
+
+def test_grid_for_display_is_shrunk_to_the_pixel_budget_with_full_size_ranges():
+    torch.manual_seed(0)
+    maps = torch.randn(32, 300, 200)
+    full = render_grid(maps)
+    small = render_grid(maps, max_pixels=200_000)
+    assert full.image.size > 200_000
+    assert small.image.size <= 200_000
+    assert small.layout.cols == full.layout.cols and small.layout.count == 32
+    factor = 300 // small.layout.tile_h
+    assert factor >= 2 and small.layout.tile_w == -(-200 // factor)
+    # The labels of the colour bar are the full-size ranges, not those of the shrunk pixels.
+    np.testing.assert_array_equal(small.lows, full.lows)
+    np.testing.assert_array_equal(small.highs, full.highs)
+    # Each shrunk pixel is the average of the full-size pixels it covers (area averaging).
+    tile0_full = torch.from_numpy(full.image[:300, :200].astype(np.float32))
+    expected = torch.nn.functional.interpolate(tile0_full[None, None], size=(small.layout.tile_h, small.layout.tile_w),
+                                               mode="area")[0, 0]
+    tile0_small = torch.from_numpy(small.image[:small.layout.tile_h, :small.layout.tile_w].astype(np.float32))
+    assert (tile0_small - expected).abs().max() <= 1.0
+
+
+def test_grid_within_the_budget_is_untouched():
+    maps = torch.rand(6, 40, 40)
+    assert np.array_equal(render_grid(maps, max_pixels=1 << 22).image, render_grid(maps).image)

@@ -13,7 +13,7 @@ from PySide6.QtCore import Qt
 
 from explorer.core.colormaps import COLORMAPS, DIVERGING
 from explorer.core.engine import LayerResult, StackRunner
-from explorer.core.render import render_batch_channel, render_channel, render_grid, render_rgb
+from explorer.core.render import DISPLAY_MAX_PIXELS, render_batch_channel, render_channel, render_grid, render_rgb
 from explorer.core.stack import stack_from_dict
 from explorer.ui.feature_view import NO_LAYER_MESSAGE, FeatureView
 from explorer.ui.vector_view import MAX_BARS
@@ -394,3 +394,18 @@ def test_worker_prepared_displays_do_not_pile_up(view, run):
     for out in outputs:
         view.prime(out, prepare_display(out, 1, settings))
     assert len(view._stats_cache) <= module._STATS_CACHE_SIZE
+
+
+def test_a_huge_layer_is_drawn_shrunk_but_exported_at_full_size(view, tmp_path):
+    stack = stack_from_dict({"layers": [
+        {"type": "Conv2d", "name": "wide", "args": {"in_channels": 3, "out_channels": 32, "kernel_size": 3, "padding": 1}},
+    ]})
+    result = StackRunner("cpu").run(stack, smooth_images(1, 700, 650))
+    view.set_layer(result.layers[0])
+    shown = view.grid.image_item.image
+    assert shown.size <= DISPLAY_MAX_PIXELS          # what Qt paints stays screen-sized
+    view.export_grid(tmp_path / "grid.png")
+    exported = Image.open(tmp_path / "grid.png")
+    cols = view._grid.layout.cols
+    rows = -(-32 // cols)
+    assert exported.size == (cols * 651 - 1, rows * 701 - 1)   # every pixel of every channel, 1 px gaps
