@@ -43,6 +43,8 @@ def bar_range(low: float, high: float) -> tuple[float, float]:
 class ChannelView(QtWidgets.QWidget):
     """One channel, big: ImageItem + ColorBarItem (low..high in data units) + readout."""
 
+    pixel_hovered = QtCore.Signal(int, int)   # x (column), y (row) under the mouse; -1, -1 when it leaves
+
     def __init__(self, parent: QtWidgets.QWidget | None = None):
         super().__init__(parent)
         self.setObjectName("channelView")
@@ -127,6 +129,9 @@ class ChannelView(QtWidgets.QWidget):
         self._low, self._high = float(low), float(high)
         self.title.setText(title)
         self.image_item.setImage(image, autoLevels=False, levels=(0, 255), lut=get_lut(colormap))
+        # A huge layer arrives drawn shrunk; stretch it over the channel's real size, so view
+        # coordinates are always value coordinates (the readout and the hover signal use them).
+        self.image_item.setRect(QtCore.QRectF(0, 0, values.shape[1], values.shape[0]))
         if colormap != self._colormap:
             self.colorbar.setColorMap(lut_colormap(colormap))
             self._colormap = colormap
@@ -154,19 +159,28 @@ class ChannelView(QtWidgets.QWidget):
             return None
         return f"x={x} y={y} value={format_value(self._values[y, x])}"
 
+    def scene_point_of_pixel(self, x: int, y: int) -> QtCore.QPointF:
+        """The scene position of pixel (x, y)'s centre: where the mouse is when it rests there."""
+        return self.plot.vb.mapViewToScene(QtCore.QPointF(x + 0.5, y + 0.5))
+
     # ------------------------------------------------------------------ events
 
     def _mouse_moved(self, scene_pos) -> None:
         if self._values is None:
             return
-        pos = self.image_item.mapFromScene(scene_pos)
+        pos = self.plot.vb.mapSceneToView(scene_pos)
         x, y = math.floor(pos.x()), math.floor(pos.y())
         if self.readout_at(x, y) is None or not self.plot.vb.sceneBoundingRect().contains(scene_pos):
+            if self._last_pixel is not None:
+                self.pixel_hovered.emit(-1, -1)
             self._last_pixel = None
             self.readout.setText(HOVER_HINT)
             return
+        moved = self._last_pixel != (x, y)
         self._last_pixel = (x, y)
         self._show_readout(x, y)
+        if moved:
+            self.pixel_hovered.emit(x, y)
 
     def _show_readout(self, x: int, y: int) -> None:
         text = self.readout_at(x, y)

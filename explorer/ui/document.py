@@ -15,6 +15,7 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoCommand, QUndoStack
 
 from explorer.core.editing import new_layer
+from explorer.core.kernels import reconcile_state
 from explorer.core.layers import LayerSpec, check_args
 from explorer.core.stack import InputSpec, Stack, default_name
 
@@ -150,7 +151,8 @@ class StackDocument(QObject):
         layer = after.layers[index]
         layer.args = args
         if spec.state and _state_shape_changes(spec, layer):
-            layer.state = None   # a resized layer gets fresh weights from the seed
+            # Keep the hand-set weights that still fit: kernels stay centred, surviving channels stay.
+            layer.state = reconcile_state(spec, layer, self.stack.seed)
         keys = ", ".join(changes)
         self._push(f"Change {keys} of {spec.name}", after, index, merge_key=("arg", index, keys))
 
@@ -194,6 +196,21 @@ class StackDocument(QObject):
         state[key] = tensor.detach().to("cpu", torch.float32).clone()
         layer.state = state
         self._push(f"Edit {key} of {layer.name}", after, index, merge_key=("state", index, key))
+
+    def edit_state(self, index: int, tensors: dict[str, torch.Tensor] | None, text: str,
+                   merge_key: tuple | None = None) -> None:
+        """Replaces several parameter tensors in one undo step (the kernel editor: a cell, a preset,
+        an initialiser). ``tensors`` None drops the hand-set state (the seed's values return).
+        Edits with the same ``merge_key`` within MERGE_SECONDS are one step (keystrokes in one cell)."""
+        after = self.stack.copy()
+        layer = after.layers[index]
+        if tensors is None:
+            layer.state = None
+        else:
+            state = dict(layer.state or {})
+            state.update({k: v.detach().to("cpu", torch.float32).clone() for k, v in tensors.items()})
+            layer.state = state
+        self._push(text, after, index, merge_key=merge_key)
 
     def add_layer(self, type_name: str, position: int | None = None) -> int:
         """Inserts a new layer after the selection (or at ``position``); returns its index.

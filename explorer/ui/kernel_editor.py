@@ -1,136 +1,252 @@
-"""Hand-editing one kernel of a small Conv2d: a table of weight[out_channel, in_channel] with pickers
-for the two channels and presets (identity, Sobel, blur, sharpen, Laplacian). Every edit replaces the
-whole weight tensor through ``document.set_state``; nothing here changes the stack itself."""
+"""Hand-editing weights: for the selected Conv2d or ConvTranspose2d, one kH×kW kernel of one filter
+and one input channel in a grid of cells, its filter's bias beside it, presets, initialisers,
+copy and paste as text, and an overview of every kernel of the layer; for a small Linear layer
+(up to 64×64), the whole weight matrix and bias.
+
+Every change goes through the document (``edit_state``), so it is undoable and saved with the
+stack; keystrokes into one cell are one undo step, each cell its own. Nothing here runs a layer:
+the window's background runner re-runs the edited layer and what follows."""
 
 from __future__ import annotations
 
-import math
+import secrets
 
 import torch
-from PySide6.QtCore import Qt
-from PySide6.QtGui import QColor
-from PySide6.QtWidgets import (QAbstractItemView, QCheckBox, QComboBox, QGridLayout, QHBoxLayout, QHeaderView,
-                               QLabel, QSpinBox, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget)
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QGridLayout, QHBoxLayout, QLabel, QPushButton, QScrollArea,
+                               QSpinBox, QVBoxLayout, QWidget)
 
-from explorer.core.layers import LayerSpec, build_module
+from explorer.core.kernels import (CONV_TYPES, INITIALISERS, MAX_KERNEL, MAX_LINEAR, PRESET_LIST, PRESETS, SCOPES,
+                                   KernelError, format_kernel_text, initialised_state, kernel_view, layer_parameters,
+                                   normalised_to_sum_one, preset_kernel, preset_problem, put_kernel, zero_mean)
+from explorer.core.layers import LayerSpec
 from explorer.ui.document import StackDocument
+from explorer.ui.kernel_grid import NumberGrid
 from explorer.ui.layer_form import qt_signals_blocked
+from explorer.ui.weight_overview import WeightOverview
 
-MAX_KERNEL = 7
+__all__ = ["KernelEditor", "PRESETS", "preset_kernel", "editable"]
 
-_PRESETS_3x3 = {
-    "Sobel x (vertical edges)": [[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]],
-    "Sobel y (horizontal edges)": [[-1, -2, -1], [0, 0, 0], [1, 2, 1]],
-    "Sharpen": [[0, -1, 0], [-1, 5, -1], [0, -1, 0]],
-    "Laplacian (all edges)": [[0, 1, 0], [1, -4, 1], [0, 1, 0]],
-}
-PRESETS = ("Identity", "Blur (box average)", *_PRESETS_3x3, "Zeros")
-
-
-def preset_kernel(name: str, kh: int, kw: int) -> torch.Tensor:
-    """A kh×kw kernel; the 3×3 presets sit in the centre of larger kernels (zeros around) and are
-    cropped to their centre in smaller ones."""
-    k = torch.zeros(kh, kw)
-    ch, cw = (kh - 1) // 2, (kw - 1) // 2
-    if name == "Identity":
-        k[ch, cw] = 1.0
-    elif name == "Blur (box average)":
-        k.fill_(1.0 / (kh * kw))
-    elif name in _PRESETS_3x3:
-        small = torch.tensor(_PRESETS_3x3[name], dtype=torch.float32)
-        for y in range(3):
-            for x in range(3):
-                ty, tx = ch + y - 1, cw + x - 1
-                if 0 <= ty < kh and 0 <= tx < kw:
-                    k[ty, tx] = small[y, x]
-    elif name != "Zeros":
-        raise KeyError(name)
-    return k
+EDITABLE_TYPES = (*CONV_TYPES, "Linear")
+OVERVIEW_MAX = 64
+PRESET_HINT = "Presets: point at one in the list to read what it finds."
 
 
 def editable(spec: LayerSpec | None) -> str | None:
-    """None if the kernel editor can edit this layer, else the sentence that says why not."""
+    """None if the editor can edit this layer, else the sentence that says why not."""
     if spec is None:
-        return "Select a Conv2d layer to edit its kernels by hand."
-    if spec.type != "Conv2d":
-        return f"The kernel editor works on Conv2d layers; '{spec.name}' is a {spec.type}."
-    k = spec.value("kernel_size")
+        return "Select a Conv2d, ConvTranspose2d or Linear layer to edit its weights by hand."
+    if spec.type not in EDITABLE_TYPES:
+        return (f"The kernel editor works on Conv2d, ConvTranspose2d and Linear layers; "
+                f"'{spec.name}' is a {spec.type}, which has no kernels.")
+    try:
+        args = spec.full_args()
+    except ValueError as e:
+        return f"Fix the arguments of '{spec.name}' first: {e}"
+    if spec.type == "Linear":
+        if args["in_features"] > MAX_LINEAR or args["out_features"] > MAX_LINEAR:
+            return (f"The grid shows Linear layers up to {MAX_LINEAR}×{MAX_LINEAR}; '{spec.name}' is "
+                    f"{args['out_features']}×{args['in_features']}.")
+        return None
+    k = args["kernel_size"]
     kh, kw = tuple(k) if isinstance(k, (tuple, list)) else (k, k)
     if kh > MAX_KERNEL or kw > MAX_KERNEL:
         return f"The kernel editor shows kernels up to {MAX_KERNEL}×{MAX_KERNEL}; this one is {kh}×{kw}."
     return None
 
 
+def _small_label(text: str, parent: QWidget) -> QLabel:
+    label = QLabel(text, parent)
+    label.setWordWrap(True)
+    font = label.font()
+    font.setPointSizeF(font.pointSizeF() * 0.92)
+    label.setFont(font)
+    return label
+
+
 class KernelEditor(QWidget):
+    filter_chosen = Signal(int)        # the user picked another filter: its feature map can follow
+
     def __init__(self, document: StackDocument, parent: QWidget | None = None):
         super().__init__(parent)
         self.document = document
-        self._weight: torch.Tensor | None = None
+        self._weight: torch.Tensor | None = None      # the layer's full weight (CPU, a private copy)
+        self._bias: torch.Tensor | None = None
+        self._spec: LayerSpec | None = None
+        self._overview_stale = False
 
         self.hint = QLabel(self)
         self.hint.setObjectName("kernelHint")
         self.hint.setWordWrap(True)
         self.hint.setEnabled(False)
+        self.hint.setMargin(8)
 
+        # --- which kernel
         self.out_spin = QSpinBox(self)
         self.out_spin.setObjectName("kernelOutChannel")
-        self.out_spin.setToolTip("Which output channel (feature map) this kernel produces.")
+        self.out_spin.setToolTip("The filter: which output channel (feature map) this kernel produces.")
         self.in_spin = QSpinBox(self)
         self.in_spin.setObjectName("kernelInChannel")
         self.in_spin.setToolTip("Which input channel the kernel looks at (0, 1, 2 = R, G, B for an RGB input).")
-        self.all_inputs = QCheckBox("all input channels", self)
+        self.all_inputs = QCheckBox("same kernel on every input channel", self)
         self.all_inputs.setObjectName("kernelAllInputs")
-        self.all_inputs.setToolTip("Edits and presets go to every input channel of this output channel.")
+        self.all_inputs.setToolTip("Typing, presets 'this kernel', normalising and pasting write the kernel to every "
+                                   "input channel of this filter (e.g. R, G and B alike).")
+        self.where = QLabel(self)
+        self.where.setObjectName("kernelWhere")
+        self.where.setWordWrap(True)
+
+        # --- the cells
+        self.table = NumberGrid(self)
+        self.table.setObjectName("kernelTable")
+        self.bias_grid = NumberGrid(self, cell_width=64)
+        self.bias_grid.setObjectName("kernelBias")
+        self.bias_grid.verticalHeader().hide()       # its rows line up with the weight rows beside it
+        self.bias_grid.setToolTip("The bias added to every output value of this filter. Type, roll the wheel or paste.")
+        self.no_bias = _small_label("no bias\n(bias=False)", self)
+        self.sums = _small_label("", self)
+        self.sums.setObjectName("kernelSums")
+
+        # --- presets and tools
         self.preset = QComboBox(self)
         self.preset.setObjectName("kernelPreset")
         self.preset.addItem("Preset…")
-        self.preset.addItems(list(PRESETS))
-        self.preset.setToolTip("Put a classic kernel here: an identity, an edge detector, a blur, ...")
-
-        self.table = QTableWidget(self)
-        self.table.setObjectName("kernelTable")
-        self.table.setToolTip("weight[out, in]: double-click a number to change it.")
-        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
-        self.table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
-        self.table.horizontalHeader().hide()
-        self.table.verticalHeader().hide()
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.DoubleClicked
-                                   | QAbstractItemView.EditTrigger.EditKeyPressed
-                                   | QAbstractItemView.EditTrigger.AnyKeyPressed)
-        self.table.setMinimumHeight(120)
+        for p in PRESET_LIST:
+            self.preset.addItem(p.name)
+            self.preset.setItemData(self.preset.count() - 1, p.explanation, Qt.ItemDataRole.ToolTipRole)
+        self.preset.setToolTip("Put a classic kernel here: an identity, a blur, an edge detector, ...")
+        self.scope = QComboBox(self)
+        self.scope.setObjectName("kernelScope")
+        for key, text in SCOPES.items():
+            self.scope.addItem(text, key)
+        self.scope.setToolTip("Where a preset goes. 'Split' divides it by the number of input channels, so an input "
+                              "whose channels are all equal (a gray image) keeps its brightness.")
+        for combo in (self.preset, self.scope):
+            # Long entries must not widen the dock: the closed combo shows what fits, the list all of it.
+            combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            combo.setMinimumContentsLength(10)
+        self.preset_help = _small_label(PRESET_HINT, self)
+        self.preset_help.setObjectName("kernelPresetHelp")
+        self.normalise_button = QPushButton("Sum to 1", self)
+        self.normalise_button.setObjectName("kernelNormalise")
+        self.normalise_button.setToolTip("Scale this kernel so its values add up to 1 (a blur then keeps the brightness).")
+        self.zero_mean_button = QPushButton("Zero-mean", self)
+        self.zero_mean_button.setObjectName("kernelZeroMean")
+        self.zero_mean_button.setToolTip("Subtract the average, so flat areas give 0 and only changes respond.")
+        self.copy_button = QPushButton("Copy", self)
+        self.copy_button.setObjectName("kernelCopy")
+        self.copy_button.setToolTip("Copy this kernel as text, e.g. [[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]].")
+        self.paste_button = QPushButton("Paste", self)
+        self.paste_button.setObjectName("kernelPaste")
+        self.paste_button.setToolTip("Paste numbers: a nested list, torch.tensor([...]) or rows of numbers. A block "
+                                     "smaller than the kernel goes to the selected cell.")
+        self.init_combo = QComboBox(self)
+        self.init_combo.setObjectName("kernelInit")
+        self.init_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.init_combo.setMinimumContentsLength(12)
+        for key, text in INITIALISERS.items():
+            self.init_combo.addItem(text, key)
+        self.init_button = QPushButton("Initialise layer", self)
+        self.init_button.setObjectName("kernelInitApply")
+        self.init_button.setToolTip("Replace every weight and bias of this layer with the chosen initialisation.")
 
         self.error = QLabel(self)
         self.error.setObjectName("kernelError")
-        self.error.setStyleSheet("color: #d0312d;")
+        self.error.setWordWrap(True)
+        self.error.setStyleSheet("color: #c0271f;")
         self.error.hide()
 
+        self.overview_title = _small_label("All kernels (filters down, input channels across): click one to edit it.", self)
+        self.overview = WeightOverview(self)
+
+        # --- layout
         pickers = QGridLayout()
-        pickers.addWidget(QLabel("out channel", self), 0, 0)
+        pickers.setHorizontalSpacing(6)
+        self.out_label = QLabel("filter", self)
+        self.in_label = QLabel("input channel", self)
+        pickers.addWidget(self.out_label, 0, 0)
         pickers.addWidget(self.out_spin, 0, 1)
-        pickers.addWidget(QLabel("in channel", self), 1, 0)
-        pickers.addWidget(self.in_spin, 1, 1)
-        pickers.addWidget(self.all_inputs, 1, 2)
-        pickers.setColumnStretch(3, 1)
-        row = QHBoxLayout()
-        row.addWidget(self.preset)
-        row.addStretch(1)
+        pickers.addWidget(self.in_label, 0, 2)
+        pickers.addWidget(self.in_spin, 0, 3)
+        pickers.setColumnStretch(4, 1)
+        pickers.addWidget(self.all_inputs, 1, 0, 1, 5)
+
+        cells = QHBoxLayout()
+        cells.setSpacing(8)
+        cells.addWidget(self.table, 1, Qt.AlignmentFlag.AlignTop)
+        bias_box = QVBoxLayout()
+        bias_box.setSpacing(2)
+        bias_box.addWidget(self.bias_grid)
+        bias_box.addWidget(self.no_bias)
+        bias_box.addStretch(1)
+        cells.addLayout(bias_box)
+        cells.addStretch(0)       # the table (stretch 1) takes the width first, up to what its cells need
+
+        preset_row = QHBoxLayout()
+        preset_row.addWidget(self.preset, 1)
+        preset_row.addWidget(QLabel("to", self))
+        preset_row.addWidget(self.scope, 1)
+        tools = QHBoxLayout()
+        for b in (self.normalise_button, self.zero_mean_button, self.copy_button, self.paste_button):
+            tools.addWidget(b)
+        tools.addStretch(1)
+        init_row = QHBoxLayout()
+        init_row.addWidget(self.init_combo, 1)
+        init_row.addWidget(self.init_button)
+
+        self.kernel_tools = QWidget(self)     # hidden for Linear layers
+        kt = QVBoxLayout(self.kernel_tools)
+        kt.setContentsMargins(0, 0, 0, 0)
+        kt.setSpacing(4)
+        kt.addLayout(preset_row)
+        kt.addWidget(self.preset_help)
+        kt.addLayout(tools)
 
         self.body = QWidget(self)
         body = QVBoxLayout(self.body)
-        body.setContentsMargins(0, 0, 0, 0)
+        body.setContentsMargins(4, 4, 4, 4)
+        body.setSpacing(5)
         body.addLayout(pickers)
-        body.addLayout(row)
-        body.addWidget(self.table, 1)
+        body.addWidget(self.where)
+        body.addLayout(cells)
+        body.addWidget(self.sums)
         body.addWidget(self.error)
+        body.addWidget(self.kernel_tools)
+        body.addLayout(init_row)
+        body.addWidget(self.overview_title)
+        body.addWidget(self.overview, 1)
+        body.addStretch(0)        # takes the slack when the overview is hidden (Linear layers)
+
+        scroll = QScrollArea(self)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)   # sentences wrap instead
+        scroll.setWidget(self.body)
+        self.scroll = scroll
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.hint)
-        layout.addWidget(self.body, 1)
+        layout.addWidget(scroll, 1)
 
         self.out_spin.valueChanged.connect(self._show_kernel)
+        self.out_spin.valueChanged.connect(lambda o: self._spec is not None and not self.is_linear
+                                           and self.filter_chosen.emit(o))
         self.in_spin.valueChanged.connect(self._show_kernel)
-        self.table.itemChanged.connect(self._cell_edited)
+        self.table.cell_edited.connect(self._cell_edited)
+        self.table.block_pasted.connect(self._block_pasted)
+        self.table.problem.connect(self.show_error)
+        self.bias_grid.cell_edited.connect(self._bias_edited)
+        self.bias_grid.block_pasted.connect(self._bias_pasted)
+        self.bias_grid.problem.connect(self.show_error)
         self.preset.activated.connect(self._preset_chosen)
+        self.preset.highlighted.connect(self._preset_highlighted)
+        self.normalise_button.clicked.connect(lambda: self._transform(normalised_to_sum_one, "Normalise"))
+        self.zero_mean_button.clicked.connect(lambda: self._transform(zero_mean, "Zero-mean"))
+        self.copy_button.clicked.connect(self.copy_kernel)
+        self.paste_button.clicked.connect(lambda: self.paste_kernel(QGuiApplication.clipboard().text()))
+        self.init_button.clicked.connect(lambda: self.initialise(self.init_combo.currentData()))
+        self.overview.kernel_clicked.connect(self.select_kernel)
         document.changed.connect(self.refresh)
         document.selection_changed.connect(self.refresh)
         self.refresh()
@@ -140,90 +256,271 @@ class KernelEditor(QWidget):
         i = self.document.selected
         return self.document.stack.layers[i] if 0 <= i < len(self.document.stack.layers) else None
 
-    def current_weight(self) -> torch.Tensor:
-        spec = self.spec()
-        if spec.state and "weight" in spec.state:
-            return spec.state["weight"].detach().clone()
-        return build_module(spec, self.document.stack.seed).weight.detach().clone()
+    @property
+    def is_linear(self) -> bool:
+        return self._spec is not None and self._spec.type == "Linear"
+
+    def kernels(self) -> torch.Tensor:
+        """The weight as [filter, input channel, kH, kW]."""
+        if self.is_linear:
+            return self._weight[:, :, None, None]
+        return kernel_view(self._weight, self._spec.type)
+
+    def current_kernel(self) -> torch.Tensor:
+        if self.is_linear:
+            return self._weight.clone()
+        return self.kernels()[self.out_spin.value(), self.in_spin.value()].clone()
 
     def refresh(self, *_) -> None:
         spec = self.spec()
         why = editable(spec)
         self.hint.setText(why or "")
         self.hint.setVisible(why is not None)
+        self.scroll.setVisible(why is None)
         self.body.setVisible(why is None)
         if why is not None:
-            self._weight = None
+            self._weight, self._bias, self._spec = None, None, None
             return
-        self._weight = self.current_weight()
-        out_ch, in_ch = self._weight.shape[:2]
-        with qt_signals_blocked(self.out_spin, self.in_spin):
-            self.out_spin.setRange(0, out_ch - 1)
-            self.in_spin.setRange(0, in_ch - 1)
+        changed_layer = self._spec is None or self._spec.name != spec.name or self._spec.type != spec.type
+        self._spec = spec
+        params = layer_parameters(spec, self.document.stack.seed)
+        self._weight = params["weight"].detach().to("cpu", torch.float32).clone()
+        bias = params.get("bias")
+        self._bias = bias.detach().to("cpu", torch.float32).clone() if bias is not None else None
+        linear = spec.type == "Linear"
+        for w in (self.out_label, self.out_spin, self.in_label, self.in_spin, self.all_inputs, self.kernel_tools,
+                  self.overview_title, self.overview):
+            w.setVisible(not linear)
+        if not linear:
+            filters, inputs = self.kernels().shape[:2]
+            with qt_signals_blocked(self.out_spin, self.in_spin):
+                self.out_spin.setRange(0, filters - 1)
+                self.in_spin.setRange(0, inputs - 1)
+            groups = spec.value("groups")
+            self.in_label.setText("input channel" + (" (in its group)" if groups > 1 else ""))
+        if changed_layer:
+            self.error.hide()
         self._show_kernel()
 
     def _show_kernel(self) -> None:
         if self._weight is None:
             return
-        k = self._weight[self.out_spin.value(), self.in_spin.value()]
-        kh, kw = k.shape
-        peak = float(self._weight.abs().max()) or 1.0
-        with qt_signals_blocked(self.table):
-            self.table.setRowCount(kh)
-            self.table.setColumnCount(kw)
-            for y in range(kh):
-                for x in range(kw):
-                    v = float(k[y, x])
-                    item = QTableWidgetItem(f"{v:.4g}")
-                    item.setTextAlignment(Qt.AlignmentFlag.AlignCenter)
-                    item.setBackground(_diverging(v / peak))
-                    item.setForeground(QColor("black"))
-                    self.table.setItem(y, x, item)
+        spec = self._spec
+        # One colour scale for weights and bias, so their tints compare.
+        peak = max(float(self._weight.abs().max()), float(self._bias.abs().max()) if self._bias is not None else 0.0) or 1.0
+        if self.is_linear:
+            out_f, in_f = self._weight.shape
+            self.table.set_values(self._weight.numpy(), peak=peak, row_labels=[f"out {r}" for r in range(out_f)],
+                                  col_labels=[f"in {c}" for c in range(in_f)])
+            self.where.setText(f"{spec.name}.weight [{out_f} outputs × {in_f} inputs]: output r = Σ weight[r, c] · input c + bias[r]")
+            if self._bias is not None:
+                self.bias_grid.set_values(self._bias.numpy()[:, None], peak=peak, col_labels=["bias"])
+            self.sums.setText(f"Colours: blue −{peak:.3g} … white 0 … red +{peak:.3g} (the largest weight or bias).")
+        else:
+            o, i = self.out_spin.value(), self.in_spin.value()
+            kernel = self.kernels()[o, i]
+            self.table.set_values(kernel.numpy(), peak=peak)
+            kh, kw = kernel.shape
+            index = f"weight[{i}, {o}]" if spec.type == "ConvTranspose2d" else f"weight[{o}, {i}]"
+            self.where.setText(f"{spec.name}.{index}: filter {o}, input channel {i}, {kh}×{kw}")
+            if self._bias is not None:
+                self.bias_grid.set_values(self._bias.numpy()[o:o + 1, None], peak=peak, row_labels=[""],
+                                          col_labels=[f"bias[{o}]"])
+            self._update_overview()
+            self._update_preset_availability(kh, kw)
+            k = kernel.double()
+            self.sums.setText(f"sum {float(k.sum()):.4g} · mean {float(k.mean()):.4g} · "
+                              f"colours: blue −{peak:.3g} … white 0 … red +{peak:.3g}")
+        has_bias = self._bias is not None
+        self.bias_grid.setVisible(has_bias)
+        self.no_bias.setVisible(not has_bias)
+        self._fit_tables()
+
+    def _update_overview(self) -> None:
+        # The mosaic of a big layer costs milliseconds per keystroke: draw it only when it is seen,
+        # and at most OVERVIEW_MAX filters by OVERVIEW_MAX input channels.
+        if self._weight is None or self.is_linear or not self.overview.isVisible():
+            self._overview_stale = True
+            return
+        self._overview_stale = False
+        kernels = self.kernels()
+        filters, inputs = kernels.shape[:2]
+        shown = kernels[:OVERVIEW_MAX, :OVERVIEW_MAX]
+        o, i = self.out_spin.value(), self.in_spin.value()
+        self.overview.set_kernels(shown, (o, i))
+        self.overview.frame.setVisible(o < shown.shape[0] and i < shown.shape[1])
+        more = "" if (filters, inputs) == tuple(shown.shape[:2]) else \
+            f" Showing the first {shown.shape[0]} of {filters} filters and {shown.shape[1]} of {inputs} input channels."
+        self.overview_title.setText(f"All {filters}×{inputs} kernels (filters down, input channels across): "
+                                    f"click one to edit it.{more}")
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if self._overview_stale:
+            self._update_overview()
+
+    def _fit_tables(self) -> None:
+        # As big as the cells need (up to 12 x 12 cells), narrower with scroll bars in a narrow dock.
+        w, h = self.table.size_for(12, 12)
+        self.table.setMaximumWidth(w)
+        self.table.setMinimumWidth(min(w, 160))
+        self.table.setFixedHeight(h)
+        bw, bh = self.bias_grid.size_for(12, 1)
+        self.bias_grid.setFixedSize(bw, bh)
+
+    def _update_preset_availability(self, kh: int, kw: int) -> None:
+        if getattr(self, "_presets_for", None) == (kh, kw):
+            return          # touching 15 items on every keystroke repaints the combo for nothing
+        self._presets_for = (kh, kw)
+        model = self.preset.model()
+        for row in range(1, self.preset.count()):
+            item = model.item(row)
+            why = preset_problem(self.preset.itemText(row), kh, kw)
+            item.setEnabled(why is None)
+            item.setToolTip(why or PRESETS[self.preset.itemText(row)].explanation)
+
+    # ------------------------------------------------------------ feedback
+    def show_error(self, text: str) -> None:
+        self.error.setText(text)
+        self.error.show()
+
+    def _ok(self) -> None:
         self.error.hide()
 
     # ------------------------------------------------------------ edits
-    def _write(self, kernel: torch.Tensor) -> None:
-        weight = self._weight.clone()
-        o = self.out_spin.value()
-        if self.all_inputs.isChecked():
-            weight[o, :] = kernel
-        else:
-            weight[o, self.in_spin.value()] = kernel
-        self.document.set_state(self.document.selected, "weight", weight)
+    def follow_channel(self, channel: int) -> None:
+        """The feature view shows another channel: edit the filter that makes it."""
+        if self._weight is None or self.is_linear or channel == self.out_spin.value():
+            return
+        if 0 <= channel <= self.out_spin.maximum():
+            with qt_signals_blocked(self.out_spin):
+                self.out_spin.setValue(channel)
+            self._show_kernel()
 
-    def _cell_edited(self, item: QTableWidgetItem) -> None:
+    def select_kernel(self, filter_index: int, in_channel: int) -> None:
+        with qt_signals_blocked(self.out_spin, self.in_spin):
+            self.out_spin.setValue(filter_index)
+            self.in_spin.setValue(in_channel)
+        self._show_kernel()
+        self.filter_chosen.emit(filter_index)
+
+    def _write_kernel(self, kernel: torch.Tensor, scope: str, text: str, merge_key: tuple | None = None) -> None:
+        if self.all_inputs.isChecked() and scope == "kernel":
+            scope = "all_inputs"
+        weight = put_kernel(self._weight, self._spec.type, kernel, scope, self.out_spin.value(), self.in_spin.value())
+        self._ok()
+        self.document.edit_state(self.document.selected, {"weight": weight}, text, merge_key)
+
+    def _cell_edited(self, row: int, col: int, value: float) -> None:
         if self._weight is None:
             return
-        try:
-            v = float(item.text().strip())
-            if not math.isfinite(v):
-                raise ValueError
-        except ValueError:
-            self.error.setText(f"'{item.text()}' is not a number.")
-            self._show_kernel()
-            self.error.show()
+        index = self.document.selected
+        if self.is_linear:
+            weight = self._weight.clone()
+            weight[row, col] = value
+            self._ok()
+            self.document.edit_state(index, {"weight": weight}, f"Edit {self._spec.name}.weight[{row}, {col}]",
+                                     ("cell", index, "weight", row, col))
             return
-        kernel = self._weight[self.out_spin.value(), self.in_spin.value()].clone()
-        kernel[item.row(), item.column()] = v
-        self._write(kernel)
+        kernel = self.current_kernel()
+        kernel[row, col] = value
+        o, i = self.out_spin.value(), self.in_spin.value()
+        self._write_kernel(kernel, "kernel", f"Edit {self._spec.name} kernel {o}/{i} cell ({row}, {col})",
+                           ("cell", index, o, i, row, col, self.all_inputs.isChecked()))
+
+    def _block_pasted(self, top: int, left: int, block: torch.Tensor) -> None:
+        if self._weight is None:
+            return
+        kernel = self.current_kernel()
+        kernel[top:top + block.shape[0], left:left + block.shape[1]] = block
+        if self.is_linear:
+            self._ok()
+            self.document.edit_state(self.document.selected, {"weight": kernel}, f"Paste into {self._spec.name}.weight")
+        else:
+            self._write_kernel(kernel, "kernel", f"Paste into {self._spec.name} kernel")
+
+    def _bias_edited(self, row: int, _col: int, value: float) -> None:
+        if self._bias is None:
+            return
+        index = self.document.selected
+        which = row if self.is_linear else self.out_spin.value()
+        bias = self._bias.clone()
+        bias[which] = value
+        self._ok()
+        self.document.edit_state(index, {"bias": bias}, f"Edit {self._spec.name}.bias[{which}]",
+                                 ("cell", index, "bias", which))
+
+    def _bias_pasted(self, top: int, _left: int, block: torch.Tensor) -> None:
+        bias = self._bias.clone()
+        values = block.reshape(-1)
+        first = top if self.is_linear else self.out_spin.value()
+        bias[first:first + len(values)] = values
+        self._ok()
+        self.document.edit_state(self.document.selected, {"bias": bias}, f"Paste into {self._spec.name}.bias")
+
+    def _preset_highlighted(self, index: int) -> None:
+        if index > 0:
+            self.preset_help.setText(f"{self.preset.itemText(index)}: {PRESETS[self.preset.itemText(index)].explanation}")
 
     def _preset_chosen(self, index: int) -> None:
         if index <= 0 or self._weight is None:
             return
-        kh, kw = self._weight.shape[2:]
-        self._write(preset_kernel(self.preset.itemText(index), kh, kw))
+        name = self.preset.itemText(index)
         with qt_signals_blocked(self.preset):
             self.preset.setCurrentIndex(0)
+        self.apply_preset(name, self.scope.currentData())
 
-    def apply_preset(self, name: str) -> None:
-        """Same as choosing ``name`` in the preset combo."""
-        self._preset_chosen(self.preset.findText(name))
+    def apply_preset(self, name: str, scope: str | None = None) -> bool:
+        """Puts the preset into ``scope`` ('kernel', 'filter' or 'layer'; default: the scope chosen).
+        Returns False (with the reason shown) when the preset makes no sense for this kernel size."""
+        if self._weight is None or self.is_linear:
+            return False
+        scope = scope or self.scope.currentData()
+        kh, kw = self.kernels().shape[2:]
+        try:
+            kernel = preset_kernel(name, kh, kw)
+        except KernelError as e:
+            self.show_error(str(e))
+            return False
+        self.preset_help.setText(f"{name}: {PRESETS[name].explanation}")
+        self._write_kernel(kernel, scope, f"{name} on {self._spec.name} ({SCOPES[scope]})")
+        return True
 
+    def _transform(self, fn, verb: str) -> None:
+        if self._weight is None or self.is_linear:
+            return
+        try:
+            kernel = fn(self.current_kernel().double()).float()
+        except KernelError as e:
+            self.show_error(str(e))
+            return
+        self._write_kernel(kernel, "kernel", f"{verb} {self._spec.name} kernel")
 
-def _diverging(t: float) -> QColor:
-    """-1 → blue, 0 → white, +1 → red (light enough for black text)."""
-    t = max(-1.0, min(1.0, t))
-    a = abs(t) * 0.6
-    if t >= 0:
-        return QColor.fromRgbF(1.0, 1.0 - a, 1.0 - a)
-    return QColor.fromRgbF(1.0 - a, 1.0 - a, 1.0)
+    def normalise(self) -> None:
+        self._transform(normalised_to_sum_one, "Normalise")
+
+    def make_zero_mean(self) -> None:
+        self._transform(zero_mean, "Zero-mean")
+
+    def kernel_text(self) -> str:
+        return format_kernel_text(self.current_kernel())
+
+    def copy_kernel(self) -> None:
+        if self._weight is not None:
+            QGuiApplication.clipboard().setText(self.kernel_text())
+
+    def paste_kernel(self, text: str) -> None:
+        """Pasted text replaces the kernel when it has the kernel's size, else goes to the selected cell."""
+        if self._weight is not None:
+            self.table.paste_text(text)
+
+    def initialise(self, how: str) -> None:
+        if self._weight is None:
+            return
+        try:
+            state = initialised_state(self._spec, how, self.document.stack.seed, secrets.randbelow(2 ** 31))
+        except KernelError as e:
+            self.show_error(str(e))
+            return
+        self._ok()
+        self.document.edit_state(self.document.selected, state, f"Initialise {self._spec.name}: {INITIALISERS[how]}")

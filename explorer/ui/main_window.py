@@ -25,6 +25,7 @@ from explorer.ui.document import StackDocument
 from explorer.ui.feature_view import FeatureView
 from explorer.ui.input_panel import InputPanel
 from explorer.ui.kernel_editor import KernelEditor
+from explorer.ui.probe_panel import ProbePanel
 from explorer.ui.layer_form import LayerForm
 from explorer.ui.layer_panel import LayerPanel
 from explorer.ui.model_view import ModelView
@@ -98,7 +99,8 @@ class MainWindow(QMainWindow):
         self.layer_tabs.setObjectName("layerTabs")
         self.layer_tabs.addTab(self.layer_form, "Arguments")
         self.layer_tabs.addTab(self.kernel_editor, "Kernel")
-        self.layer_tabs.setTabToolTip(1, "Edit a small convolution kernel by hand, or pick a preset (Sobel, blur, ...).")
+        self.layer_tabs.setTabToolTip(1, "Edit the weights of a Conv2d, ConvTranspose2d or small Linear layer by hand, "
+                                         "or pick a preset (Sobel, blur, ...).")
         left.addWidget(self.layer_tabs)
         left.setStretchFactor(0, 1)
         left.setStretchFactor(1, 1)
@@ -113,6 +115,11 @@ class MainWindow(QMainWindow):
         self.input_dock.setObjectName("inputDock")
         self.input_dock.setWidget(self.input_panel)
         self.addDockWidget(Qt.RightDockWidgetArea, self.input_dock)
+        self.probe_panel = ProbePanel()
+        self.probe_dock = QDockWidget("Look inside a pixel", self)
+        self.probe_dock.setObjectName("probeDock")
+        self.probe_dock.setWidget(self.probe_panel)
+        self.addDockWidget(Qt.RightDockWidgetArea, self.probe_dock)
 
         self.feature_view = FeatureView()
         self.banner = QLabel("")
@@ -221,7 +228,7 @@ class MainWindow(QMainWindow):
         run.addAction(self.train_action)
 
         view = bar.addMenu("&View")
-        for dock in (self.layers_dock, self.input_dock, self.bottom_dock):
+        for dock in (self.layers_dock, self.input_dock, self.probe_dock, self.bottom_dock):
             view.addAction(dock.toggleViewAction())
 
         help_menu = bar.addMenu("&Help")
@@ -248,6 +255,13 @@ class MainWindow(QMainWindow):
         doc.dirty_changed.connect(lambda _: self._update_title())
         doc.path_changed.connect(lambda _: self._update_title())
         self.runner.finished.connect(self._run_finished)
+        self.runner.finished.connect(self.probe_panel.set_run)
+        self.feature_view.channel_view.pixel_hovered.connect(
+            lambda x, y: self.probe_panel.probe_pixel(doc.selected, self.feature_view.batch_index,
+                                                      self.feature_view.selected_channel, x, y))
+        doc.selection_changed.connect(lambda _: self.probe_panel.clear())
+        self.feature_view.channel_selected.connect(self.kernel_editor.follow_channel)
+        self.kernel_editor.filter_chosen.connect(self.feature_view.set_selected_channel)
         self.runner.progress.connect(self._run_progress)
         self.runner.busy_changed.connect(self._busy_changed)
         self.layer_panel.message.connect(self.show_message)
@@ -276,6 +290,13 @@ class MainWindow(QMainWindow):
     def _update_shapes(self) -> None:
         shape = self._input_shape()
         self.document.input_shape = shape
+        # Hand-set weights (the kernel editor, every keystroke) never change a shape: skip the ~20 ms
+        # inference when only `state` changed.
+        stack = self.document.stack
+        key = (shape, stack.mode, [(l.type, l.name, repr(l.args), l.enabled, l.indices_from) for l in stack.layers])
+        if key == getattr(self, "_shapes_key", None):
+            return
+        self._shapes_key = key
         rows = infer_shapes(self.document.stack, shape)
         self.layer_panel.set_shapes(rows)
         self.shapes_view.set_rows(rows, len(self.document.stack.layers))

@@ -148,9 +148,9 @@ def report_singleton_refcounts(report: "Report") -> None:
     import PySide6
     none_drift, true_drift = singleton_refcount_drift()
     ok = (none_drift >= 0 and true_drift >= 0) or sys.version_info >= (3, 12)
-    report.emit(f"Refcount per void Qt call / signal emit: None {none_drift:+d}, True {true_drift:+d} "
-                f"({'ok' if ok else 'LEAKS: PySide6 ' + PySide6.__version__ + ' will abort a long session; '
-                 'pyproject excludes 6.12.0 for this reason'})")
+    verdict = "ok" if ok else (f"LEAKS: PySide6 {PySide6.__version__} will abort a long session; "
+                               "pyproject.toml excludes 6.12.0 for this reason")
+    report.emit(f"Refcount per void Qt call / signal emit: None {none_drift:+d}, True {true_drift:+d} ({verdict})")
 
 
 def malloc_trim() -> float | None:

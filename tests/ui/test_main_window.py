@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 import torch
-from PySide6.QtCore import QEvent, QObject, QPoint, QSettings, QStandardPaths, Qt, QTimer
+from PySide6.QtCore import QCoreApplication, QEvent, QObject, QPoint, QSettings, QStandardPaths, Qt, QTimer
 from PySide6.QtGui import QGuiApplication, QImage
 
 from explorer.core.engine import run_stack
@@ -313,7 +313,10 @@ def test_the_event_loop_never_stalls_during_heavy_runs(make_window, qtbot):
     window.document.set_input_spec(3, (1024, 1024))     # heavy enough that a run takes a while
     settle(window)
     window.document.select(0)
-    gc.collect()   # earlier tests' windows: their clean-up is not what this test measures
+    # Earlier tests' widgets: their destruction (deleteLater, then gc) is not what this test measures.
+    gc.collect()
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    gc.collect()
     meter = _StallMeter()
     meter.start()
     for channels in (6, 12, 16, 24, 32):
