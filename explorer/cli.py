@@ -1,7 +1,7 @@
 """The ``feature-map-explorer`` command: a thin layer over explorer.core (and the window for ``gui``).
 
-Exit codes: 0 all layers ran; 1 a layer failed (the summary is still written); 2 bad arguments,
-an unreadable stack or input. Errors are one line on stderr, never a traceback."""
+Exit codes: 0 all layers ran; 1 a layer (or walkthrough stage) failed (the summary is still written);
+2 bad arguments, an unreadable stack, input or model name, or refused weights. Errors are one line on stderr, never a traceback."""
 
 from __future__ import annotations
 
@@ -50,6 +50,18 @@ def build_parser() -> argparse.ArgumentParser:
     shapes.add_argument("stack", metavar="STACK", help="a stack file, or the name of a built-in example")
     shapes.add_argument("--input-shape", required=True, metavar="N,C,H,W", help="e.g. 1,3,32,32")
     shapes.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    walk = sub.add_parser("walkthrough", help="walk a network (vgg16, lenet, ...) through one image, stage by stage")
+    walk.add_argument("model", metavar="MODEL", help="vgg16, lenet, alexnet, vgg11, vgg13, vgg19, resnet18 (also vgg11_bn, vgg13_bn, "
+                           "vgg16_bn, vgg19_bn, resnet34, resnet50)")
+    src = walk.add_mutually_exclusive_group()
+    src.add_argument("--image", metavar="PATH", help="an image file (PNG, JPEG, BMP, GIF, TIFF, WebP)")
+    src.add_argument("--sample", metavar="NAME", help="a built-in sample (see `samples`)")
+    walk.add_argument("--weights", default="random", metavar="FILE|imagenet",
+                      help="random (the default), imagenet (torchvision's file from the local torch cache; "
+                           "never downloaded) or a .pth/.pt/.safetensors state_dict")
+    walk.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps")
+    walk.add_argument("--out", required=True, metavar="DIR", help="folder for summary.json and one .png per 4-D stage")
 
     sub.add_parser("samples", help="list the built-in sample images")
     sub.add_parser("examples", help="list the built-in example stacks")
@@ -153,6 +165,55 @@ def cmd_shapes(args) -> int:
     return 1 if any(r.error for r in rows) else 0
 
 
+def cmd_walkthrough(args) -> int:
+    from explorer.core.devices import resolve_device
+    from explorer.core.input_source import InputSource, load_input
+    from explorer.core.model_zoo import build_model, check_name
+    from explorer.core.stack import InputSpec
+    from explorer.core.walkthrough import WalkthroughError, capture, export_walkthrough, partial_walkthrough
+    from explorer.core.weights import load_weights
+
+    name = check_name(args.model)
+    device = resolve_device(args.device)
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise UsageError(f"--out '{args.out}' is a file, not a folder.")
+    if args.image:
+        source = InputSource.image(args.image)
+    elif args.sample:
+        source = InputSource.sample(args.sample)
+    else:
+        raise UsageError("walkthrough needs an input: --image PATH or --sample NAME.")
+    image = load_input(source, InputSpec(channels=3)).tensor
+    if args.weights == "random":
+        model = build_model(name)
+    else:   # every tensor comes from the file: skip drawing random weights first
+        model = build_model(name, "meta").to_empty(device="cpu")
+    label = load_weights(model, args.weights, name)
+    try:
+        walk = capture(name, model, image, device, label)
+    except WalkthroughError as e:
+        summary = export_walkthrough(partial_walkthrough(name, e, label, image), args.out, error=str(e))
+        _print_walkthrough(summary, args.out, device)
+        print(f"{PROG}: {e}", file=sys.stderr)
+        return 1
+    summary = export_walkthrough(walk, args.out)
+    _print_walkthrough(summary, args.out, device)
+    if walk.random_weights:
+        print("random weights: these maps show no learned features (no top-5 classes)")
+    return 0
+
+
+def _print_walkthrough(summary: dict, out: str, device) -> None:
+    for stage in summary["stages"]:
+        rf = stage["receptive_field"]
+        print(f"{stage['index']:>3}  {stage['name']:<14} {stage['title']:<42} {_fmt_shape(stage['output_shape']):<20} "
+              f"{stage['params']:>12,} {stage['total_params']:>13,}  rf {rf if rf is not None else '-'}")
+    print(f"total parameters: {summary['total_params']:,}  weights: {summary['weights']}")
+    for entry in summary.get("top5", []):
+        print(f"  {entry['probability']:7.2%}  {entry['class']}")
+    print(f"wrote {len(summary['stages'])} stage(s) to {out} (device {device})")
+
+
 def cmd_gui(args) -> int:
     from explorer.ui.app import run_app
     return run_app(args)
@@ -166,13 +227,17 @@ def main(argv: list[str] | None = None) -> int:
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
     from explorer.core.devices import DeviceError
     from explorer.core.inputs import InputError
+    from explorer.core.model_zoo import ModelError
     from explorer.core.stack import StackError
+    from explorer.core.weights import WeightsError
 
     try:
         if args.command == "run":
             return cmd_run(args)
         if args.command == "shapes":
             return cmd_shapes(args)
+        if args.command == "walkthrough":
+            return cmd_walkthrough(args)
         if args.command == "samples":
             from explorer.core.inputs import list_samples
             _print_list(list_samples())
@@ -184,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command is None:
             args = parser.parse_args(["gui", *(argv if argv is not None else sys.argv[1:])])
         return cmd_gui(args)
-    except (UsageError, StackError, InputError, DeviceError) as e:
+    except (UsageError, StackError, InputError, DeviceError, ModelError, WeightsError) as e:
         print(f"{PROG}: {e}", file=sys.stderr)
         return 2
     except BrokenPipeError:   # `... | head` closed the pipe: nothing left to say
