@@ -30,6 +30,7 @@ from explorer.ui.layer_form import LayerForm
 from explorer.ui.layer_panel import LayerPanel
 from explorer.ui.model_view import ModelView
 from explorer.ui.shapes_view import ShapesView
+from explorer.ui.walkthrough_window import WalkthroughLauncher
 from explorer.ui.workers import RunController, RunReply
 
 APP_NAME = "Feature Map Explorer"
@@ -230,6 +231,8 @@ class MainWindow(QMainWindow):
         view = bar.addMenu("&View")
         for dock in (self.layers_dock, self.input_dock, self.probe_dock, self.bottom_dock):
             view.addAction(dock.toggleViewAction())
+
+        self.walkthroughs = WalkthroughLauncher(self, bar.addMenu("&Models"))
 
         help_menu = bar.addMenu("&Help")
         self._action(help_menu, "About", lambda: dialogs.show_info(self, "About", _about_text()))
@@ -646,6 +649,7 @@ class MainWindow(QMainWindow):
         self.autosave_timer.stop()
         autosave_path().unlink(missing_ok=True)
         self.runner.shutdown()
+        self.walkthroughs.close_all()
         event.accept()
 
 

@@ -206,8 +206,12 @@ class VectorView(QtWidgets.QWidget):
         px_per_bar = width_px / shown
         metrics = QtGui.QFontMetrics(bottom.style.get("tickFont") or self.font())
         char_px = max(5, metrics.averageCharWidth())
-        max_chars = max(3, int((px_per_bar - 6) / char_px))
-        labels = [(float(i), short_name(name, max_chars)) for i, name in enumerate(self._class_names)]
+        # Bars too narrow for a readable name (ImageNet's 1000): label every step-th bar only.
+        step = max(1, math.ceil((8 * char_px + 6) / px_per_bar)) if px_per_bar < 3 * char_px + 6 else 1
+        max_chars = max(3, int((step * px_per_bar - 6) / char_px)) if step == 1 else \
+            max(3, int(0.8 * (step * px_per_bar - 6) / char_px))     # names vary in width: leave a gap
+        labels = [(float(i), short_name(name, max_chars)) for i, name in enumerate(self._class_names)
+                  if i % step == 0]
         bottom.setTicks([labels, []])
 
     def _mouse_moved(self, scene_pos) -> None:
