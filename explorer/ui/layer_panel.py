@@ -41,16 +41,29 @@ class LayerListModel(QAbstractListModel):
         self._count = len(document.stack.layers)
         self._shapes: dict[int, ShapeRow] = {}
         self._run_errors: dict[str, str] = {}     # by layer name, so inserting a layer does not move them
+        self._shown: list[tuple] = []             # what each row showed at the last refresh
 
     # ------------------------------------------------------------ inputs
     def refresh(self) -> None:
+        """Tells the view about the rows whose text, mark or check box changed. Every edit and every
+        run calls this; repainting all rows each time (a weight edit changes none) costs more than
+        the run of a small layer."""
         n = len(self.document.stack.layers)
         if n != self._count:
             self.beginResetModel()
             self._count = n
             self.endResetModel()
-        elif n:
-            self.dataChanged.emit(self.index(0), self.index(n - 1))
+            self._shown = [self._row_snapshot(row) for row in range(n)]
+            return
+        shown = [self._row_snapshot(row) for row in range(n)]
+        changed = [row for row in range(n) if row >= len(self._shown) or shown[row] != self._shown[row]]
+        self._shown = shown
+        if changed:
+            self.dataChanged.emit(self.index(changed[0]), self.index(changed[-1]))
+
+    def _row_snapshot(self, row: int) -> tuple:
+        spec = self.document.stack.layers[row]
+        return (spec.name, spec.enabled, self.row_text(row), self.status(row), self.error(row), self.row_tooltip(row))
 
     def set_shapes(self, rows: list[ShapeRow]) -> None:
         self._shapes = {r.index: r for r in rows}
