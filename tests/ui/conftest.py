@@ -1,3 +1,38 @@
 import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+
+import pytest
+
+
+@pytest.fixture
+def make_window(qtbot, tmp_path, monkeypatch):
+    """Main windows as a user gets them (CPU, settings in a temporary file); an unexpected error
+    dialog fails the test, and closing never asks about unsaved changes."""
+    from PySide6.QtCore import QSettings, QStandardPaths
+
+    from explorer.ui import dialogs
+    from explorer.ui.app import configure_pyqtgraph
+    from explorer.ui.main_window import MainWindow
+
+    QStandardPaths.setTestModeEnabled(True)
+    configure_pyqtgraph()
+    windows = []
+    monkeypatch.setattr(dialogs, "show_error", lambda *a, **k: pytest.fail(f"unexpected error dialog: {a[2:]}"))
+    monkeypatch.setattr(dialogs, "save_changes", lambda *a: "discard")
+
+    def make(**kwargs):
+        settings = QSettings(str(tmp_path / "settings.ini"), QSettings.IniFormat)
+        window = MainWindow(settings=settings, device="cpu", **kwargs)
+        qtbot.addWidget(window)
+        window.resize(1400, 900)
+        window.show()
+        assert window.runner.wait_until_idle(20_000)
+        windows.append(window)
+        return window
+
+    yield make
+    for window in windows:
+        window.document.undo_stack.setClean()
+        window.close()

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from PySide6.QtCore import QPoint, QPointF, QSettings, QStandardPaths, Qt
+from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtGui import QGuiApplication, QWheelEvent
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QLineEdit, QTableWidgetSelectionRange
@@ -20,40 +20,13 @@ from explorer.core.input_source import InputSource
 from explorer.core.kernels import PRESETS, SCOPES, layer_parameters, preset_kernel
 from explorer.core.layers import LayerSpec, build_module
 from explorer.core.stack import Stack, load_stack
-from explorer.ui import dialogs
-from explorer.ui.app import configure_pyqtgraph
 from explorer.ui.document import StackDocument
 from explorer.ui.kernel_editor import KernelEditor
-from explorer.ui.main_window import MainWindow
 
 SOBEL_X = [[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]]
 
 
 # ---------------------------------------------------------------- helpers
-@pytest.fixture
-def make_window(qtbot, tmp_path, monkeypatch):
-    QStandardPaths.setTestModeEnabled(True)
-    configure_pyqtgraph()
-    windows = []
-    monkeypatch.setattr(dialogs, "show_error", lambda *a, **k: pytest.fail(f"unexpected error dialog: {a[2:]}"))
-    monkeypatch.setattr(dialogs, "save_changes", lambda *a: "discard")
-
-    def make(**kwargs):
-        settings = QSettings(str(tmp_path / "settings.ini"), QSettings.IniFormat)
-        window = MainWindow(settings=settings, device="cpu", **kwargs)
-        qtbot.addWidget(window)
-        window.resize(1400, 900)
-        window.show()
-        assert window.runner.wait_until_idle(20_000)
-        windows.append(window)
-        return window
-
-    yield make
-    for window in windows:
-        window.document.undo_stack.setClean()
-        window.close()
-
-
 def settle(window):
     assert window.runner.wait_until_idle(20_000)
 

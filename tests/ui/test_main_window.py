@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 import torch
-from PySide6.QtCore import QCoreApplication, QEvent, QObject, QPoint, QSettings, QStandardPaths, Qt, QTimer
+from PySide6.QtCore import QCoreApplication, QEvent, QObject, QPoint, Qt, QTimer
 from PySide6.QtGui import QGuiApplication, QImage
 
 from explorer.core.engine import run_stack
@@ -18,32 +18,7 @@ from explorer.core.input_source import InputSource, load_input
 from explorer.core.layers import build_module
 from explorer.core.stack import load_stack, stack_from_dict
 from explorer.ui import dialogs
-from explorer.ui.app import configure_pyqtgraph
-from explorer.ui.main_window import MainWindow, autosave_path
-
-
-@pytest.fixture
-def make_window(qtbot, tmp_path, monkeypatch):
-    QStandardPaths.setTestModeEnabled(True)
-    configure_pyqtgraph()
-    windows = []
-    monkeypatch.setattr(dialogs, "show_error", lambda *a, **k: pytest.fail(f"unexpected error dialog: {a[2:]}"))
-    monkeypatch.setattr(dialogs, "save_changes", lambda *a: "discard")
-
-    def make(**kwargs):
-        settings = QSettings(str(tmp_path / "settings.ini"), QSettings.IniFormat)
-        window = MainWindow(settings=settings, device="cpu", **kwargs)
-        qtbot.addWidget(window)
-        window.resize(1300, 850)
-        window.show()
-        assert window.runner.wait_until_idle(20_000)
-        windows.append(window)
-        return window
-
-    yield make
-    for window in windows:
-        window.document.undo_stack.setClean()
-        window.close()
+from explorer.ui.main_window import autosave_path
 
 
 def settle(window):
