@@ -361,7 +361,10 @@ def parse_kernel_text(text: str) -> torch.Tensor:
         raise KernelError("There are no numbers in the pasted text.")
     if len({len(r) for r in values}) != 1:
         raise KernelError("The rows have different lengths; every row of a kernel needs the same number of values.")
-    return torch.tensor(values, dtype=torch.float32) if len(values) > 1 else torch.tensor(values[0], dtype=torch.float32)
+    t = torch.tensor(values, dtype=torch.float32) if len(values) > 1 else torch.tensor(values[0], dtype=torch.float32)
+    if not torch.isfinite(t).all():                        # 1e999 reads as inf
+        raise KernelError("The kernel holds inf or nan; use finite numbers.")
+    return t
 
 
 def _tensor_from_nested(value) -> torch.Tensor:
@@ -380,7 +383,10 @@ def _tensor_from_nested(value) -> torch.Tensor:
         raise KernelError(f"{v!r} is not a number; a kernel holds numbers only.")
 
     shape(value)
-    t = torch.tensor(value, dtype=torch.float32)
+    try:
+        t = torch.tensor(value, dtype=torch.float32)
+    except (OverflowError, RuntimeError, TypeError):       # e.g. an integer with hundreds of digits
+        raise KernelError("A number in the text is too large for a kernel; use values a float32 can hold.") from None
     if t.dim() == 0:
         t = t.reshape(1)
     if not torch.isfinite(t).all():

@@ -194,7 +194,8 @@ def _all_tensors(d: dict) -> bool:
 def check_fits(model: nn.Module, state: dict[str, torch.Tensor], what: str) -> None:
     """WeightsError (one sentence) unless ``state`` has exactly the model's keys and shapes."""
     own = model.state_dict()
-    missing = [k for k in own if k not in state]
+    # Checkpoints from before torch 0.4.1 have no BatchNorm counters; load_state_dict fills them in.
+    missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
     extra = [k for k in state if k not in own]
     wrong = [k for k in own if k in state and tuple(state[k].shape) != tuple(own[k].shape)]
     problems = len(missing) + len(extra) + len(wrong)

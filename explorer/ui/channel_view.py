@@ -124,7 +124,8 @@ class ChannelView(QtWidgets.QWidget):
         """Show a uint8 (H, W) image whose 0 and 255 stand for `low` and `high`;
         `values` (H, W) are what the readout reports."""
         image = np.ascontiguousarray(image)
-        old_shape = self.image_item.image.shape if self.image_item.image is not None else None
+        # The view follows the channel's real size: two layers can arrive as the same shrunk image.
+        old_shape = self._values.shape if self._values is not None else None
         self._values = values
         self._low, self._high = float(low), float(high)
         self.title.setText(title)
@@ -136,7 +137,7 @@ class ChannelView(QtWidgets.QWidget):
             self.colorbar.setColorMap(lut_colormap(colormap))
             self._colormap = colormap
         self.colorbar.setLevels(bar_range(self._low, self._high))
-        if reset_view or old_shape != image.shape:
+        if reset_view or old_shape != values.shape:
             self.plot.autoRange(padding=0.02)
         if self._last_pixel is not None:
             self._show_readout(*self._last_pixel)

@@ -49,6 +49,11 @@ def editable(spec: LayerSpec | None) -> str | None:
             return (f"The grid shows Linear layers up to {MAX_LINEAR}×{MAX_LINEAR}; '{spec.name}' is "
                     f"{args['out_features']}×{args['in_features']}.")
         return None
+    if spec.type == "ConvTranspose2d" and args.get("groups", 1) > 1:
+        # Its weight is [in, out/groups, kH, kW]: filters and inputs pair up per group, which the
+        # filter/input pickers do not model; editing would write the wrong kernels.
+        return (f"The kernel editor does not edit grouped ConvTranspose2d layers ('{spec.name}' has "
+                f"groups={args['groups']}); set groups to 1 to edit its kernels here.")
     k = args["kernel_size"]
     kh, kw = tuple(k) if isinstance(k, (tuple, list)) else (k, k)
     if kh > MAX_KERNEL or kw > MAX_KERNEL:

@@ -782,13 +782,17 @@ class WalkthroughWindow(QMainWindow):
         if tile is None:
             return self._show_region(None)
         x0, y0 = layout.tile_origin(tile)
-        self._show_region((math.floor(pos.y() - y0), math.floor(pos.x() - x0)))
+        # Big maps are drawn shrunk (render.DISPLAY_MAX_PIXELS): scale the tile offset back to map pixels.
+        shape = tuple(self.stage.output_shape) if self.stage is not None else ()
+        sy = shape[2] / layout.tile_h if len(shape) == 4 and layout.tile_h else 1.0
+        sx = shape[3] / layout.tile_w if len(shape) == 4 and layout.tile_w else 1.0
+        self._show_region((math.floor((pos.y() - y0) * sy), math.floor((pos.x() - x0) * sx)))
 
     def _hover_channel(self, scene_pos) -> None:
         view = self.feature_view.channel_view
         if not view.plot.vb.sceneBoundingRect().contains(scene_pos):
             return self._show_region(None)
-        pos = view.image_item.mapFromScene(scene_pos)
+        pos = view.plot.vb.mapSceneToView(scene_pos)      # value pixels, as the channel readout uses
         self._show_region((math.floor(pos.y()), math.floor(pos.x())))
 
     def show_region_of(self, y: int, x: int) -> tuple[int, int, int, int] | None:

@@ -201,6 +201,8 @@ def test_kernel_text_round_trips():
     ("[[1, 2], [3, float('nan')]]", "not a valid one"),
     ("1 2 3\n4 5", "different lengths"),
     ("__import__('os').system('true')", "not a number"),
+    ("[[" + "9" * 400 + "]]", "too large"),
+    ("1e999 0 0", "inf or nan"),
 ])
 def test_garbage_text_gets_one_sentence(text, message):
     with pytest.raises(KernelError, match=message.replace("(", r"\(")) as info:

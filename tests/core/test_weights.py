@@ -47,6 +47,21 @@ def test_a_state_dict_file_loads_and_is_labelled_by_its_path(tmp_path):
         assert torch.equal(v, state[k])
 
 
+def test_an_old_checkpoint_without_batchnorm_counters_loads(tmp_path):
+    """Files saved before torch 0.4.1 (torchvision's VGG-BN weights among them) have no
+    num_batches_tracked; torch's own load_state_dict accepts them, so must we."""
+    source = build_model("vgg11_bn")
+    torch.manual_seed(3)
+    for p in source.parameters():
+        p.data.normal_()
+    state = {k: v for k, v in source.state_dict().items() if not k.endswith("num_batches_tracked")}
+    path = tmp_path / "vgg11_bn_old.pth"
+    torch.save(state, path)
+    model = build_model("vgg11_bn")
+    assert load_weights(model, str(path)) == str(path)
+    assert torch.equal(model.features[0].weight, state["features.0.weight"])
+
+
 def test_random_leaves_the_model_alone():
     model = lenet()
     before = model.conv1.weight.clone()

@@ -489,3 +489,16 @@ def test_the_edited_filter_and_the_channel_on_screen_follow_each_other(make_wind
     assert window.feature_view.selected_channel == 2
     editor.overview._clicked(1 * 4 + 1, 5 * 4 + 1)            # filter 5, input channel 1 in the overview
     assert window.feature_view.selected_channel == 5 and editor.in_spin.value() == 1
+
+
+def test_grouped_conv_transpose_is_refused_with_the_reason(qtbot):
+    """Its weight pairs filters and inputs per group; rather than edit the wrong kernels, the
+    editor says why it does not edit it."""
+    spec = LayerSpec("ConvTranspose2d", "up", {"in_channels": 4, "out_channels": 4, "kernel_size": 3, "groups": 2})
+    doc = StackDocument(Stack([spec]))
+    editor = KernelEditor(doc)
+    qtbot.addWidget(editor)
+    doc.select(0)
+    editor.refresh()
+    assert editor.body.isHidden()
+    assert "groups=2" in editor.hint.text() and "set groups to 1" in editor.hint.text()

@@ -588,3 +588,23 @@ def test_an_input_that_cannot_be_read_is_one_sentence_in_the_window(qapp, tmp_pa
         assert not window.next_button.isEnabled() and not window.send_button.isEnabled()
     finally:
         window.close()
+
+
+def test_hover_on_a_map_drawn_shrunk_outlines_the_right_region(vgg, qapp):
+    """224x224x64 maps tile to more pixels than the grid draws, so the grid shows them shrunk;
+    hovering must still name the map pixel under the mouse, not the shrunk one."""
+    stage = next(s for s in vgg.walkthrough.stages if s.kind == "conv" and s.output_shape[1:] == (64, 224, 224))
+    vgg.go_to(stage.index)
+    qapp.processEvents()
+    grid = vgg.feature_view.grid
+    layout = grid.grid_layout
+    assert layout.tile_h < 224                               # drawn shrunk
+    scale = layout.tile_h / 224
+    tx, ty = layout.tile_origin(2)
+    grid.scene().sigMouseMoved.emit(_scene_point(grid.image_item, tx + 150.5 * scale, ty + 100.5 * scale))
+    assert vgg.raw_view.region == stage.input_region(100, 150)
+    channel = vgg.feature_view.channel_view
+    channel.plot.vb.prepareForPaint()      # pyqtgraph applies a new range lazily; a real mouse comes after a paint
+    point = channel.plot.vb.mapViewToScene(QPointF(150.5, 100.5))
+    channel.graphics.scene().sigMouseMoved.emit(point)
+    assert vgg.raw_view.region == stage.input_region(100, 150)
