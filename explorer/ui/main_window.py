@@ -3,6 +3,7 @@ It holds no layer logic; everything it shows comes from explorer.core."""
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -13,13 +14,14 @@ from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QGuiApplication, Q
 from PySide6.QtWidgets import (QDockWidget, QLabel, QMainWindow, QProgressBar, QSplitter, QTabWidget, QVBoxLayout,
                                QWidget)
 
+from explorer.core.autosave import read_autosave, remove_autosave, write_autosave
 from explorer.core.devices import available_devices, device_label, resolve_device
 from explorer.core.examples import examples, load_example
 from explorer.core.export import export_run
 from explorer.core.input_source import InputSource
 from explorer.core.layers import CATEGORIES, LAYER_TYPES
 from explorer.core.shapes import infer_shapes
-from explorer.core.stack import InputSpec, Stack, StackError, dump_stack, load_stack, parse_stack, save_stack, atomic_write_text
+from explorer.core.stack import Stack, StackError, load_stack, save_stack
 from explorer.ui import dialogs
 from explorer.ui.document import StackDocument
 from explorer.ui.feature_view import FeatureView
@@ -68,6 +70,8 @@ class MainWindow(QMainWindow):
         self.last_run_ms: float | None = None
         self._submitted_at = 0.0
         self._model_view_stale = True
+        self._autosaved: tuple | None = None
+        self._autosave_thread: threading.Thread | None = None
 
         self.setWindowTitle(APP_NAME)
         self.setAcceptDrops(True)
@@ -260,7 +264,7 @@ class MainWindow(QMainWindow):
         self.runner.finished.connect(self._run_finished)
         self.runner.finished.connect(self.probe_panel.set_run)
         self.feature_view.channel_view.pixel_hovered.connect(
-            lambda x, y: self.probe_panel.probe_pixel(doc.selected, self.feature_view.batch_index,
+            lambda x, y: self.probe_panel.probe_pixel(self._selected_name(), self.feature_view.batch_index,
                                                       self.feature_view.selected_channel, x, y))
         doc.selection_changed.connect(lambda _: self.probe_panel.clear())
         self.feature_view.channel_selected.connect(self.kernel_editor.follow_channel)
@@ -313,6 +317,10 @@ class MainWindow(QMainWindow):
         self.train_action.setChecked(stack.mode == "train")
         self.train_action.blockSignals(False)
         self._update_title()
+
+    def _selected_name(self) -> str:
+        i = self.document.selected
+        return self.document.stack.layers[i].name if 0 <= i < len(self.document.stack.layers) else ""
 
     def _update_model_view(self) -> None:
         # print(model) and the code cost ~10 ms per edit: build them only when the tab is in view.
@@ -599,21 +607,38 @@ class MainWindow(QMainWindow):
         self.show_message(text)
 
     def autosave(self) -> None:
-        if not self.document.dirty:
+        """Every AUTOSAVE_MS while there are unsaved edits, and only if something changed since the
+        last copy: written by a background thread from a snapshot (the tensors are shared, never
+        changed in place), so big weights never hold up the window."""
+        key = (self.document.undo_stack.index(), id(self.document.stack))
+        if not self.document.dirty or key == self._autosaved or (
+                self._autosave_thread is not None and self._autosave_thread.is_alive()):
             return
-        try:
-            atomic_write_text(autosave_path(), dump_stack(self.document.stack))
-        except OSError:
-            pass   # a full disk must not interrupt editing; the next tick tries again
+        self._autosaved = key
+        snapshot, path = self.document.stack.copy(), autosave_path()
+
+        def write() -> None:
+            try:
+                write_autosave(snapshot, path)
+            except OSError:
+                pass   # a full disk must not interrupt editing; the next change tries again
+
+        self._autosave_thread = threading.Thread(target=write, name="autosave", daemon=True)
+        self._autosave_thread.start()
+
+    def finish_autosave(self) -> None:
+        """Waits for an autosave being written (closing, and tests)."""
+        if self._autosave_thread is not None:
+            self._autosave_thread.join()
 
     def offer_autosave(self) -> None:
         path = autosave_path()
         if not path.exists():
             return
         try:
-            stack = parse_stack(path.read_text(encoding="utf-8"), "The autosaved stack")
-        except (OSError, StackError):
-            path.unlink(missing_ok=True)
+            stack = read_autosave(path)
+        except StackError:
+            remove_autosave(path)
             return
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(path.stat().st_mtime))
         if dialogs.restore_autosave(self, when):
@@ -621,7 +646,7 @@ class MainWindow(QMainWindow):
             # Restored work is unsaved work: one undoable step back to what the window opened with.
             self.document.undo_stack.resetClean()
             self.document.dirty_changed.emit(True)
-        path.unlink(missing_ok=True)
+        remove_autosave(path)
 
     def _restore_layout(self) -> None:
         geometry = self.settings.value("window/geometry")
@@ -647,7 +672,8 @@ class MainWindow(QMainWindow):
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("window/state", self.saveState())
         self.autosave_timer.stop()
-        autosave_path().unlink(missing_ok=True)
+        self.finish_autosave()      # then nothing writes the file after it is removed
+        remove_autosave(autosave_path())
         self.runner.shutdown()
         self.walkthroughs.close_all()
         event.accept()

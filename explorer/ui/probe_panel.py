@@ -158,19 +158,28 @@ class ProbePanel(QWidget):
         self.body.setVisible(False)
         self.summary.setText("")
 
-    def probe_pixel(self, layer_index: int, batch: int, channel: int, x: int, y: int) -> Probe | None:
-        """Explains output[batch, channel, y, x] of the layer; x < 0 (the mouse left) keeps the last one."""
+    def probe_pixel(self, layer_index: int | str, batch: int, channel: int, x: int, y: int) -> Probe | None:
+        """Explains output[batch, channel, y, x] of the layer (its index in the last run, or its name,
+        which stays right while a run for an edited stack is on its way); x < 0 (the mouse left)
+        keeps the last one."""
         if x < 0 or y < 0:
             return self.current
         if self._run is None:
             return None
         stack, result, source = self._run
+        requested = layer_index
+        if isinstance(layer_index, str):
+            names = stack.names()
+            if layer_index not in names:
+                self.clear()
+                return None
+            layer_index = names.index(layer_index)
         if not (0 <= layer_index < len(result.layers)) or layer_index >= len(stack.layers):
             self.clear()
             return None
         spec = stack.layers[layer_index]
         layer = result.layers[layer_index]
-        self._last = (layer_index, batch, channel, x, y)
+        self._last = (requested, batch, channel, x, y)
         if spec.type not in PROBED_TYPES:
             self.clear(f"{spec.name} is a {spec.type}; hover explanations cover {', '.join(PROBED_TYPES)}.")
             self._last = None

@@ -893,7 +893,8 @@ class WalkthroughWindow(QMainWindow):
             self.show_problem(str(e))
             return
         self._send_stack(stack, self)
-        self.show_message(f"Sent {len(stack.layers)} layers to the main window's stack (Ctrl+Z there undoes it).")
+        self.show_message(f"Sent {len(stack.layers)} layers and this image to the main window (Ctrl+Z there restores "
+                          "the previous layers; the image stays).")
 
     # ---------------------------------------------------------------- messages and closing
     def show_message(self, text: str) -> None:

@@ -133,6 +133,7 @@ def test_autosave_is_offered_back(make_window, monkeypatch):
     window = make_window()
     window.document.set_arg(0, "out_channels", 11)
     window.autosave()
+    window.finish_autosave()
     assert autosave_path().exists()
     window.document.undo_stack.setClean()
     window.close()
