@@ -664,6 +664,8 @@ class MainWindow(QMainWindow):
             self._layout_restored = True
             self.resizeDocks([self.layers_dock, self.input_dock], [340, 250], Qt.Horizontal)
             self.resizeDocks([self.bottom_dock], [230], Qt.Vertical)
+            # The right column: the input picture above, the pixel probe below, both readable.
+            self.resizeDocks([self.input_dock, self.probe_dock], [1, 1], Qt.Vertical)
 
     def closeEvent(self, event: QCloseEvent) -> None:
         if not self.confirm_discard():
