@@ -32,6 +32,37 @@ def _step_row(label: str, spin: QSpinBox, name: str) -> tuple[QHBoxLayout, QTool
     return row, prev, nxt
 
 
+class ElidedLabel(QLabel):
+    """One line that ends in '…' when the dock is narrow (the whole text is in the tooltip). A
+    word-wrapped label in a squeezed dock can be drawn over its neighbours."""
+
+    def __init__(self, text: str = "", parent: QWidget | None = None):
+        super().__init__(parent)
+        self._full = ""
+        self.setMinimumWidth(40)
+        self.setText(text)
+
+    def setText(self, text: str) -> None:
+        self._full = text
+        self.setToolTip(text)
+        self._elide()
+
+    def full_text(self) -> str:
+        return self._full
+
+    def resizeEvent(self, event) -> None:
+        super().resizeEvent(event)
+        self._elide()
+
+    def _elide(self) -> None:
+        super().setText(self.fontMetrics().elidedText(self._full, Qt.TextElideMode.ElideMiddle, max(40, self.width())))
+
+    def sizeHint(self):
+        hint = super().sizeHint()
+        hint.setWidth(min(hint.width(), 200))
+        return hint
+
+
 class InputPanel(QWidget):
     source_requested = Signal(object)          # InputSource
     input_spec_edited = Signal(object)         # InputSpec
@@ -46,15 +77,14 @@ class InputPanel(QWidget):
         self._updating = False
 
         self.view = pg.GraphicsLayoutWidget()
-        self.view.setMinimumSize(160, 160)
+        self.view.setMinimumSize(120, 120)
         self.view.ci.setContentsMargins(0, 0, 0, 0)
         self.view_box = self.view.addViewBox(lockAspect=True, invertY=True, enableMouse=False)
         self.image_item = pg.ImageItem(axisOrder="row-major")
         self.view_box.addItem(self.image_item)
 
-        self.source_label = QLabel("No input")
+        self.source_label = ElidedLabel("No input")
         self.source_label.setObjectName("sourceLabel")
-        self.source_label.setWordWrap(True)
         self.class_label = QLabel("")
         self.class_label.setObjectName("classLabel")
         font = self.class_label.font()
@@ -198,7 +228,7 @@ class InputPanel(QWidget):
         self._updating = False
         shape = "×".join(str(s) for s in batch.tensor.shape)
         self.source_label.setText(f"{source.describe()} · [{shape}]")
-        self.source_label.setToolTip(batch.source)
+        self.source_label.setToolTip(f"{self.source_label.full_text()}\n{batch.source}")
         if not same:   # every run answers with its input; redraw only a new one
             self._show_item()
 

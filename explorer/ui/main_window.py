@@ -665,7 +665,7 @@ class MainWindow(QMainWindow):
             self.resizeDocks([self.layers_dock, self.input_dock], [340, 250], Qt.Horizontal)
             self.resizeDocks([self.bottom_dock], [230], Qt.Vertical)
             # The right column: the input picture above, the pixel probe below, both readable.
-            self.resizeDocks([self.input_dock, self.probe_dock], [1, 1], Qt.Vertical)
+            self.resizeDocks([self.input_dock, self.probe_dock], [3, 2], Qt.Vertical)
 
     def closeEvent(self, event: QCloseEvent) -> None:
         if not self.confirm_discard():
