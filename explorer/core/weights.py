@@ -163,7 +163,10 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     except OSError as e:
         raise WeightsError(f"Cannot read the weights file '{path}' ({e.strerror or e}).") from None
     except Exception as e:
-        raise WeightsError(f"'{path.name}' is not a torch weights file ({_short(e)}).") from None
+        detail = _short(e)         # torch's reason can be a bare byte code such as "101": leave that out
+        detail = f" ({detail})" if re.search(r"[A-Za-z]{3}", detail) else ""
+        raise WeightsError(f"'{path.name}' is not a torch weights file{detail}; expected a file written by "
+                           "torch.save or a .safetensors file.") from None
     return _as_state_dict(data, path.name)
 
 

@@ -15,6 +15,7 @@ from PySide6.QtWidgets import QApplication
 
 from explorer.core.devices import resolve_device
 from explorer.core.input_source import InputSource
+from explorer.ui.gc_pause import gc_paused
 
 log = logging.getLogger("explorer")
 
@@ -68,7 +69,8 @@ def warm_up_shape_inference() -> None:
     def warm():
         from explorer.core.engine import run_on_meta
         from explorer.core.examples import load_example
-        run_on_meta(load_example("default"), (1, 3, 8, 8))
+        with gc_paused():
+            run_on_meta(load_example("default"), (1, 3, 8, 8))
     threading.Thread(target=warm, name="warm-up", daemon=True).start()
 
 

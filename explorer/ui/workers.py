@@ -19,6 +19,7 @@ from explorer.core.engine import RunResult, StackRunner
 from explorer.core.input_source import CifarCache, InputSource, load_input
 from explorer.core.inputs import InputBatch, InputError
 from explorer.core.stack import InputSpec, Stack
+from explorer.ui import gc_pause
 
 
 @dataclass(frozen=True)
@@ -104,10 +105,13 @@ class RunController(QObject):
             self._pending = None
             self._lock.notify()
         self._thread.wait(10_000)
+        self._set_busy(False)
 
     def _set_busy(self, busy: bool) -> None:
         if busy != self._busy:
             self._busy = busy
+            # No cyclic collection on this thread while the worker runs torch (see gc_pause).
+            (gc_pause.pause if busy else gc_pause.resume)()
             self.busy_changed.emit(busy)
 
     def _on_reply(self, reply: RunReply) -> None:
