@@ -9,7 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from explorer.core.render import DISPLAY_MAX_PIXELS, RenderedGrid, render_batch_channel, render_grid, render_rgb
+from explorer.core import render
+from explorer.core.render import RenderedGrid, render_batch_channel, render_grid, render_rgb
 from explorer.core.stats import LayerStats, layer_stats
 
 
@@ -34,10 +35,11 @@ class PreparedView:
     rgb: np.ndarray | None = None
 
 
-def render_view(out: torch.Tensor, settings: ViewSettings,
-                max_pixels: int | None = DISPLAY_MAX_PIXELS) -> PreparedView:
+def render_view(out: torch.Tensor, settings: ViewSettings, full_size: bool = False) -> PreparedView:
     """A 4-D output drawn as the view shows it: all channels of one item, one channel across the
-    batch, or the first three channels as RGB."""
+    batch, or the first three channels as RGB. Grids beyond render.DISPLAY_MAX_PIXELS are drawn shrunk
+    unless ``full_size`` (exports)."""
+    max_pixels = None if full_size else render.DISPLAY_MAX_PIXELS      # looked up now: tests lower it
     key = settings.render_key(out)
     item = min(settings.batch_index, out.shape[0] - 1)
     if settings.mode == "batch":

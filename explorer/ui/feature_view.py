@@ -688,7 +688,7 @@ class FeatureView(QtWidgets.QWidget):
         out = self._output()
         if self._grid.layout.tile_h < out.shape[2]:
             # The view draws big layers shrunk (DISPLAY_MAX_PIXELS); a file gets every pixel.
-            full = render_view(out, replace(self.view_settings(), batch_index=self._batch_index), max_pixels=None)
+            full = render_view(out, replace(self.view_settings(), batch_index=self._batch_index), full_size=True)
             return to_png_array(full.grid, self._colormap)
         return to_png_array(self._grid, self._colormap)
 

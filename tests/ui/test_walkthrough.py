@@ -590,9 +590,11 @@ def test_an_input_that_cannot_be_read_is_one_sentence_in_the_window(qapp, tmp_pa
         window.close()
 
 
-def test_hover_on_a_map_drawn_shrunk_outlines_the_right_region(vgg, qapp):
-    """224x224x64 maps tile to more pixels than the grid draws, so the grid shows them shrunk;
-    hovering must still name the map pixel under the mouse, not the shrunk one."""
+def test_hover_on_a_map_drawn_shrunk_outlines_the_right_region(vgg, qapp, monkeypatch):
+    """Maps that tile to more pixels than the grid draws are shown shrunk (here: 224x224x64 under a
+    lowered budget); hovering must still name the map pixel under the mouse, not the shrunk one."""
+    from explorer.core import render
+    monkeypatch.setattr(render, "DISPLAY_MAX_PIXELS", 1 << 21)
     stage = next(s for s in vgg.walkthrough.stages if s.kind == "conv" and s.output_shape[1:] == (64, 224, 224))
     vgg.go_to(stage.index)
     qapp.processEvents()
