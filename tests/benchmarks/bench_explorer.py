@@ -526,7 +526,7 @@ def bench_grids(report: Report, app, folder: Path, repeats: int, mpl_repeats: in
         render_only, ours, window = ours_display(app, maps, repeats)
         report.timing("  ours: render_grid -> uint8 only", render_only)
         report.timing("  ours: render_grid + setImage(lut) + paint (view.grab)", ours)
-        report.timing("  ours as the window draws it (2 MP display budget)", window)
+        report.timing("  ours as the window draws it (4 MP display budget)", window)
         row = {"label": label, "ours": ours.median}
         if has_mpl:
             with warnings.catch_warnings():
