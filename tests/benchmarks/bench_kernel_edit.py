@@ -36,6 +36,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+# The window helpers are bench_explorer's (this folder is on sys.path when a script here runs).
+from bench_explorer import close_window, cpu_name, make_app, wait_events  # noqa: E402
+
 TARGET_MS = 50.0
 TARGET_FACTOR = 3.0
 
@@ -72,27 +75,6 @@ def time_ms(fn, repeats: int, warmup: int = 1) -> Timing:
     return timing
 
 
-def make_app():
-    from PySide6.QtCore import QStandardPaths
-    QStandardPaths.setTestModeEnabled(True)       # autosave and settings go to a test location
-    from explorer.ui.app import make_application
-    return make_application()
-
-
-def wait_events(ms: int) -> None:
-    from PySide6.QtCore import QEventLoop, QTimer
-    loop = QEventLoop()
-    QTimer.singleShot(ms, loop.quit)
-    loop.exec()
-
-
-def close_window(window) -> None:
-    window.document.undo_stack.setClean()          # no "save changes?" dialog
-    window.close()
-    window.deleteLater()
-    wait_events(50)
-
-
 def write_512_image(folder: Path) -> Path:
     from PIL import Image
     from explorer.core.resources import resource_path
@@ -100,16 +82,6 @@ def write_512_image(folder: Path) -> Path:
     with Image.open(resource_path("samples", "astronaut.png")) as img:
         img.convert("RGB").resize((512, 512), Image.Resampling.BICUBIC).save(path)
     return path
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def load_average() -> str:
