@@ -317,13 +317,18 @@ def _hwc_to_batch(array: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(chw).unsqueeze(0)
 
 
+def to_gray(tensor: torch.Tensor) -> torch.Tensor:
+    """RGB images [N, 3, H, W] in 0..1 → [N, 1, H, W] with Pillow's convert("L") weights."""
+    weights = torch.tensor(_LUMA_WEIGHTS, dtype=tensor.dtype, device=tensor.device).view(1, 3, 1, 1)
+    return (tensor * weights).sum(dim=1, keepdim=True).clamp_(0.0, 1.0)
+
+
 def _match_channels(tensor: torch.Tensor, channels: int, source: str) -> torch.Tensor:
     have = tensor.shape[1]
     if have == channels:
         return tensor
     if have == 3 and channels == 1:
-        weights = torch.tensor(_LUMA_WEIGHTS, dtype=tensor.dtype, device=tensor.device).view(1, 3, 1, 1)
-        return (tensor * weights).sum(dim=1, keepdim=True).clamp_(0.0, 1.0)
+        return to_gray(tensor)
     if have == 1 and channels == 3:
         return tensor.expand(-1, 3, -1, -1)
     raise InputError(f"Cannot turn the {have}-channel images of '{source}' into {channels}-channel images.")

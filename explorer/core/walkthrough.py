@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from explorer.core.devices import is_out_of_memory, out_of_memory_message, resolve_device
+from explorer.core.inputs import to_gray
 from explorer.core.layers import LayerSpec
 from explorer.core.model_zoo import build_model, check_name, class_names, input_shape, is_imagenet, weights_enum
 from explorer.core.stack import InputSpec, Stack
@@ -149,9 +150,8 @@ def prepare_input(model_name: str, image: torch.Tensor) -> tuple[torch.Tensor, t
         raw = TF.resize(image, list(preset.resize_size), interpolation=preset.interpolation, antialias=preset.antialias)
         raw = TF.center_crop(raw, list(preset.crop_size)).contiguous()
         return raw, TF.normalize(raw, list(preset.mean), list(preset.std))
-    if image.shape[1] == 3:     # luminance, as PIL's convert("L")
-        weights = torch.tensor([0.299, 0.587, 0.114], dtype=image.dtype, device=image.device).view(1, 3, 1, 1)
-        image = (image * weights).sum(1, keepdim=True)
+    if image.shape[1] == 3:
+        image = to_gray(image)
     _, _, h, w = input_shape(name)
     raw = TF.resize(image, [h, w], interpolation=TF.InterpolationMode.BILINEAR, antialias=True).contiguous()
     return raw, raw

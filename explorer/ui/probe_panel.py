@@ -14,7 +14,6 @@ import numpy as np
 import pyqtgraph as pg
 import torch
 from PySide6.QtCore import QRectF, Qt
-from PySide6.QtGui import QColor, QPen
 from PySide6.QtWidgets import (QGraphicsRectItem, QHBoxLayout, QLabel, QScrollArea, QSpinBox, QVBoxLayout,
                                QWidget)
 
@@ -84,10 +83,7 @@ class ProbePanel(QWidget):
         self.image = pg.ImageItem(axisOrder="row-major")
         self.plot.addItem(self.image)
         self.box = QGraphicsRectItem()
-        pen = QPen(QColor(255, 140, 0))
-        pen.setWidth(2)
-        pen.setCosmetic(True)
-        self.box.setPen(pen)
+        self.box.setPen(pg.mkPen(255, 140, 0, width=2, cosmetic=True))
         self.plot.addItem(self.box)
         self.taps = pg.ScatterPlotItem(size=7, pen=pg.mkPen(255, 140, 0, width=1.5), brush=None, symbol="s")
         self.plot.addItem(self.taps)

@@ -25,6 +25,7 @@ from explorer.core import model_zoo, walkthrough as core_walkthrough, weights as
 from explorer.core.walkthrough import RANDOM_NOTICE
 from explorer.core.engine import LayerResult
 from explorer.core.input_source import InputSource, load_input
+from explorer.core.inputs import to_gray
 from explorer.core.display import LayerDisplay
 from explorer.core.stack import InputSpec, Stack
 from explorer.core.stats import layer_stats
@@ -147,8 +148,7 @@ def eight_bit_picture(model_name: str, image: torch.Tensor) -> torch.Tensor:
     x = image.detach().to("cpu", torch.float32)
     channels = model_zoo.input_shape(model_name)[1]
     if channels == 1 and x.shape[1] != 1:
-        luma = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)       # ITU-R 601, as Pillow's convert("L")
-        x = (x[:, :3] * luma).sum(dim=1, keepdim=True)
+        x = to_gray(x[:, :3])
     h, w = x.shape[-2:]
     if model_zoo.is_imagenet(model_name):
         short = IMAGENET_RESIZE

@@ -10,7 +10,7 @@ import numpy as np
 import pyqtgraph as pg
 import torch
 from PySide6.QtCore import QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QPen
+from PySide6.QtGui import QColor
 from PySide6.QtWidgets import QGraphicsRectItem, QWidget
 
 GAP = 1   # pixels between tiles
@@ -70,10 +70,7 @@ class WeightOverview(pg.GraphicsLayoutWidget):
         self.image = _ClickableImage(self._clicked)
         self.plot.addItem(self.image)
         self.frame = QGraphicsRectItem()
-        pen = QPen(QColor(20, 20, 20))
-        pen.setWidth(2)
-        pen.setCosmetic(True)
-        self.frame.setPen(pen)
+        self.frame.setPen(pg.mkPen(20, 20, 20, width=2, cosmetic=True))
         self.plot.addItem(self.frame)
         self._shape = (0, 0, 0, 0)
         self._key = None
