@@ -362,7 +362,6 @@ def _combo(name: str, items: list[tuple[str, str]], tooltip: str) -> QtWidgets.Q
     combo.setSizeAdjustPolicy(QtWidgets.QComboBox.SizeAdjustPolicy.AdjustToContents)
     for data, text in items:
         combo.addItem(text, data)
-    combo.setMinimumWidth(combo.sizeHint().width())     # a cut-off choice reads as a different one
     return combo
 
 
