@@ -33,10 +33,35 @@ def _hw(pair: tuple) -> str:
     return f"{pair[0]}x{pair[1]}"
 
 
-def _needs_image(spec: LayerSpec, x: torch.Tensor, dims: tuple[int, ...] = (3, 4)) -> None:
+# An output with more values than this cannot be held by any machine (4 PB as float32); refusing it
+# here keeps torch's "storage size calculation overflowed" out of the shape table.
+MAX_OUTPUT_ELEMENTS = 2**50
+
+
+def _needs_image(spec: LayerSpec, x: torch.Tensor, dims: tuple[int, ...] = (3, 4),
+                 source: LayerSpec | None = None) -> None:
     if x.dim() not in dims:
         raise LayerRunError(f"{label(spec)} needs an image-shaped input [N, C, H, W] but its input has shape "
-                            f"{shape_str(x.shape)}; it cannot come after Flatten or Linear.")
+                            f"{shape_str(x.shape)}{_coming_from(spec, source)}.")
+
+
+def _coming_from(spec: LayerSpec, source: LayerSpec | None) -> str:
+    """Why the input has the wrong shape: the layer it comes from."""
+    if source is None:
+        return "; it cannot come after Flatten or Linear"
+    if source.type in ("Flatten", "Linear"):
+        return f", the output of {label(source)}; a {spec.type} cannot follow a {source.type}"
+    return f", the output of {label(source)}"
+
+
+def _output_fits(spec: LayerSpec, x: torch.Tensor, channels: int, size_out: tuple[int, ...]) -> None:
+    shape = (*x.shape[:-3], channels, *size_out)
+    count = 1
+    for n in shape:
+        count *= int(n)
+    if count > MAX_OUTPUT_ELEMENTS:
+        raise LayerRunError(f"{label(spec)}: its output would be {shape_str(shape)}, {count:,} values, "
+                            f"more than any memory holds.")
 
 
 def _kernel_fits(spec: LayerSpec, x: torch.Tensor, kernel, padding, dilation=1) -> None:
@@ -57,10 +82,12 @@ def pool_output_size(size: int, k: int, s: int, p: int, d: int, ceil: bool) -> i
     return out
 
 
-def check_before_forward(spec: LayerSpec, args: dict[str, Any], x: torch.Tensor) -> None:
+def check_before_forward(spec: LayerSpec, args: dict[str, Any], x: torch.Tensor,
+                         source: LayerSpec | None = None) -> None:
+    """``source``: the layer whose output ``x`` is (None for the stack's input), named in messages."""
     t = spec.type
     if t in ("Conv2d", "ConvTranspose2d"):
-        _needs_image(spec, x)
+        _needs_image(spec, x, source=source)
         channels = int(x.shape[-3])
         if channels != args["in_channels"]:
             raise LayerRunError(f"{label(spec)} expects {args['in_channels']} input channels but its input has "
@@ -74,6 +101,10 @@ def check_before_forward(spec: LayerSpec, args: dict[str, Any], x: torch.Tensor)
                 padding = 0 if args["padding"] == "valid" else args["padding"]
                 _kernel_fits(spec, x, args["kernel_size"], padding, args["dilation"])
                 largest_side = _pair(padding)
+                _output_fits(spec, x, args["out_channels"], tuple(
+                    (int(n) + 2 * p - d * (k - 1) - 1) // s + 1 for n, p, d, k, s in zip(
+                        x.shape[-2:], _pair(padding), _pair(args["dilation"]), _pair(args["kernel_size"]),
+                        _pair(args["stride"]))))
             if args["padding_mode"] == "reflect":
                 for pp, s in zip(largest_side, x.shape[-2:]):
                     if pp >= s:
@@ -86,8 +117,9 @@ def check_before_forward(spec: LayerSpec, args: dict[str, Any], x: torch.Tensor)
             if any(n < 1 for n in size_out):
                 raise LayerRunError(f"{label(spec)}: padding {_hw(_pair(args['padding']))} is too large for its input "
                                     f"{_hw(size_in)}; the output would be {_hw(size_out)}.")
+            _output_fits(spec, x, args["out_channels"], size_out)
     elif t in ("MaxPool2d", "AvgPool2d"):
-        _needs_image(spec, x)
+        _needs_image(spec, x, source=source)
         # with ceil_mode torch accepts a kernel larger than the padded input as long as one window starts in it
         k, p, d = _pair(args["kernel_size"]), _pair(args["padding"]), _pair(args.get("dilation", 1))
         s = _pair(args["stride"] if args["stride"] is not None else args["kernel_size"])
@@ -96,19 +128,26 @@ def check_before_forward(spec: LayerSpec, args: dict[str, Any], x: torch.Tensor)
             _kernel_fits(spec, x, k, p, d)
             raise LayerRunError(f"{label(spec)}: its output would be empty ({_hw(out)}).")
     elif t == "MaxUnpool2d":
-        _needs_image(spec, x)
+        _needs_image(spec, x, source=source)
     elif t == "Upsample":
-        _needs_image(spec, x, (4,))      # on 3 dimensions torch would resize a 1-D signal instead
+        _needs_image(spec, x, (4,), source=source)      # on 3 dimensions torch would resize a 1-D signal instead
         if args["scale_factor"] is not None:
             size_in = tuple(int(v) for v in x.shape[-2:])
             size_out = tuple(math.floor(float(n) * float(f)) for n, f in zip(size_in, _pair(args["scale_factor"])))
             if any(n < 1 for n in size_out):
                 raise LayerRunError(f"{label(spec)}: scale_factor {_hw(_pair(args['scale_factor']))} turns its input "
                                     f"{_hw(size_in)} into {_hw(size_out)}, which is empty.")
+        else:
+            size_out = _pair(args["size"])
+        _output_fits(spec, x, int(x.shape[1]), size_out)
     elif t == "BatchNorm2d":
         if x.dim() != 4:
-            raise LayerRunError(f"{label(spec)} needs a 4-D input [N, C, H, W] but its input has shape {shape_str(x.shape)}.")
-        if int(x.shape[1]) != args["num_features"]:
+            raise LayerRunError(f"{label(spec)} needs a 4-D input [N, C, H, W] but its input has shape {shape_str(x.shape)}"
+                                f"{_coming_from(spec, source) if source is not None else ''}.")
+        # Without affine weights and running statistics nothing is per channel: torch then normalises
+        # any number of channels, whatever num_features says.
+        per_channel = args["affine"] or args["track_running_stats"]
+        if per_channel and int(x.shape[1]) != args["num_features"]:
             raise LayerRunError(f"{label(spec)} expects {args['num_features']} channels (num_features) but its input has "
                                 f"{int(x.shape[1])} (shape {shape_str(x.shape)}).")
     elif t == "PReLU":

@@ -17,7 +17,7 @@ from torch import nn
 
 from explorer.core.checks import LayerRunError, check_before_forward, check_unpool, explain_exception
 from explorer.core.devices import is_out_of_memory, out_of_memory_message, resolve_device, synchronize
-from explorer.core.layers import LayerArgError, LayerSpec, build_module, layer_seed
+from explorer.core.layers import LayerArgError, LayerSpec, build_module, format_bytes, layer_bytes, layer_seed, param_count
 from explorer.core.stack import Stack
 
 
@@ -68,9 +68,27 @@ class RunResult:
         return [r.index for r in self.layers if not r.reused]
 
 
+class _Same:
+    """A state tensor in a cache key: equal only to the very same tensor object at the same version.
+    The key holds the tensor, so while the key is kept no other tensor can be given its id()
+    (keying on id() alone let a freed tensor's id come back on new weights and reuse a stale result)."""
+
+    __slots__ = ("tensor", "version")
+
+    def __init__(self, tensor: torch.Tensor):
+        self.tensor, self.version = tensor, tensor._version
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Same) and other.tensor is self.tensor and other.version == self.version
+
+    def __hash__(self) -> int:
+        return hash((id(self.tensor), self.version))
+
+
 def spec_key(spec: LayerSpec) -> tuple:
-    """What identifies a layer's computation. State tensors count by identity: edits replace them."""
-    state = tuple((k, id(v), v._version) for k, v in sorted(spec.state.items())) if spec.state else ()
+    """What identifies a layer's computation. State tensors count by identity (edits replace them),
+    held by the key, and by version (in-place edits bump it)."""
+    state = tuple((k, _Same(v)) for k, v in sorted(spec.state.items())) if spec.state else ()
     return (spec.type, spec.name, json.dumps(spec.args, sort_keys=True, default=list),
             spec.enabled, spec.indices_from, state)
 
@@ -82,12 +100,13 @@ def _module_key(spec: LayerSpec, seed: int) -> tuple:
 
 
 def _forward(spec: LayerSpec, module: nn.Module | None, x: torch.Tensor,
-             done: dict[str, LayerResult]) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """One layer on its input; raises LayerRunError (or torch's error) if it cannot run."""
+             done: dict[str, LayerResult], source: LayerSpec | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """One layer on its input (the output of ``source``, None for the stack's input); raises
+    LayerRunError (or torch's error) if it cannot run."""
     if not spec.enabled:
         return x, None
     args = spec.full_args()
-    check_before_forward(spec, args, x)
+    check_before_forward(spec, args, x, source)
     if spec.type == "MaxPool2d":
         out, indices = module(x)
         return out, indices
@@ -101,8 +120,52 @@ def _forward(spec: LayerSpec, module: nn.Module | None, x: torch.Tensor,
     return module(x), None
 
 
-def _count_params(module: nn.Module | None) -> int:
-    return sum(p.numel() for p in module.parameters()) if module is not None else 0
+def _tensor_bytes(shape: tuple[int, ...] | None, itemsize: int) -> int:
+    n = itemsize
+    for s in shape or ():
+        n *= int(s)
+    return n if shape is not None else 0
+
+
+def available_memory(device: torch.device) -> int | None:
+    """Bytes that can still be allocated on the device, or None when it cannot be told."""
+    try:
+        if device.type == "cuda":
+            free, _ = torch.cuda.mem_get_info(device)
+            return int(free + torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device))
+        if device.type == "cpu":
+            with open("/proc/meminfo") as f:
+                for line in f:
+                    if line.startswith("MemAvailable:"):
+                        return int(line.split()[1]) * 1024
+            return None
+    except (OSError, RuntimeError, ValueError):
+        return None
+    return None
+
+
+def layer_run_bytes(spec: LayerSpec, plan: LayerResult, itemsize: int = 4) -> int:
+    """What running one layer adds to memory: its output (and MaxPool2d's int64 indices), kept
+    for the view, plus its parameters."""
+    if not spec.enabled:
+        return 0
+    out = _tensor_bytes(plan.output_shape, itemsize)
+    if spec.type == "MaxPool2d":
+        out += _tensor_bytes(plan.output_shape, 8)
+    return out + layer_bytes(spec)
+
+
+def estimate_run_bytes(stack: Stack, input_shape: tuple[int, ...], itemsize: int = 4) -> int:
+    """Memory a whole run keeps (the input, every layer's output, the parameters), from shape
+    inference alone: nothing is computed or allocated."""
+    total = _tensor_bytes(tuple(input_shape), itemsize)
+    for r in run_on_meta(stack, tuple(input_shape)):
+        total += layer_run_bytes(stack.layers[r.index], r, itemsize)
+    return total
+
+
+# Leave room for what a layer needs while it runs (workspaces, temporaries) and for the app itself.
+MEMORY_MARGIN = 0.8
 
 
 class StackRunner:
@@ -152,6 +215,10 @@ class StackRunner:
         reusable = same_input
         live_modules: set[tuple] = set()
         total = len(stack.layers)
+        plan: list[LayerResult] | None = None     # shapes from a meta pass, for the memory check
+        budget: float | None = None
+        kept = _tensor_bytes(tuple(x.shape), x.element_size())
+        source: LayerSpec | None = None           # the layer whose output x is
         for i, spec in enumerate(stack.layers):
             if should_stop is not None and should_stop():
                 self._keys, self._results = keys, results    # what ran is valid for this input
@@ -162,9 +229,25 @@ class StackRunner:
             if reusable and i < len(self._keys) and self._keys[i] == prefix and self._results[i].error is None:
                 result = dataclasses.replace(self._results[i], reused=True)   # the last run's result stays as it was
             else:
+                if plan is None:
+                    plan = run_on_meta(stack, tuple(x.shape))
+                    free = available_memory(self.device)
+                    held = sum(_tensor_bytes(r.output_shape, x.element_size()) for r in self._results if r.output is not None)
+                    budget = None if free is None else (free + held) * MEMORY_MARGIN
                 reusable = False
-                result = self._run_layer(i, spec, x, done, stack.seed, train)
+                need = layer_run_bytes(spec, plan[i], x.element_size()) if i < len(plan) else 0
+                if budget is not None and kept + need > budget:
+                    result = LayerResult(i, spec.name, spec.type, spec.enabled, input_shape=tuple(x.shape))
+                    result.error = (f"{spec.type} '{spec.name}': running it would need {format_bytes(need)} more "
+                                    f"({format_bytes(kept + need)} with the layers before it), more than the "
+                                    f"{format_bytes(budget)} of memory the app can use on {self.device.type}; "
+                                    f"use a smaller input or fewer channels.")
+                else:
+                    result = self._run_layer(i, spec, x, done, stack.seed, train, source)
+            kept += layer_run_bytes(spec, result, x.element_size()) if result.error is None else 0
             live_modules.add(_module_key(spec, stack.seed))
+            if spec.enabled:
+                source = spec
             results.append(result)
             done[spec.name] = result
             if on_layer is not None:
@@ -177,20 +260,20 @@ class StackRunner:
         return RunResult(results, self.device, tuple(self._moved.shape), time.perf_counter() - started)
 
     def _run_layer(self, i: int, spec: LayerSpec, x: torch.Tensor, done: dict[str, LayerResult],
-                   seed: int, train: bool) -> LayerResult:
+                   seed: int, train: bool, source: LayerSpec | None = None) -> LayerResult:
         result = LayerResult(i, spec.name, spec.type, spec.enabled, input_shape=tuple(x.shape))
         t0 = time.perf_counter()
         try:
+            result.params = param_count(spec) if spec.enabled else 0
             module = self._module(spec, seed, train) if spec.enabled else None
-            result.params = _count_params(module)
             with torch.no_grad(), warnings.catch_warnings():
                 warnings.simplefilter("ignore")          # e.g. Softmax's implicit-dim warning
                 if train:
                     with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
                         torch.manual_seed(layer_seed(seed, spec.name) + 1)
-                        out, indices = _forward(spec, module, x, done)
+                        out, indices = _forward(spec, module, x, done, source)
                 else:
-                    out, indices = _forward(spec, module, x, done)
+                    out, indices = _forward(spec, module, x, done, source)
             synchronize(self.device)
         except (LayerRunError, LayerArgError) as e:
             result.error = f"{spec.type} '{spec.name}': {e}" if isinstance(e, LayerArgError) else str(e)
@@ -216,16 +299,17 @@ def run_on_meta(stack: Stack, input_shape: tuple[int, ...]) -> list[LayerResult]
     x = torch.empty(tuple(input_shape), device="meta")
     done: dict[str, LayerResult] = {}
     results = []
+    source: LayerSpec | None = None
     for i, spec in enumerate(stack.layers):
         result = LayerResult(i, spec.name, spec.type, spec.enabled, input_shape=tuple(x.shape))
         try:
+            result.params = param_count(spec) if spec.enabled else 0     # from the arguments, never a build
             module = build_module(spec, device="meta") if spec.enabled else None
-            result.params = _count_params(module)
             if module is not None:
                 module.train(stack.mode == "train")
             with torch.no_grad(), warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                out, indices = _forward(spec, module, x, done)
+                out, indices = _forward(spec, module, x, done, source)
         except LayerArgError as e:
             result.error = f"{spec.type} '{spec.name}': {e}"
         except Exception as e:
@@ -234,6 +318,8 @@ def run_on_meta(stack: Stack, input_shape: tuple[int, ...]) -> list[LayerResult]
             result.output_shape, result.indices = tuple(out.shape), indices
             result.input_shape = tuple(x.shape)
             x = out
+            if spec.enabled:
+                source = spec
         results.append(result)
         done[spec.name] = result
         if result.error:

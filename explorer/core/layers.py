@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import reprlib
 import zlib
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,12 +26,51 @@ class LayerArgError(ValueError):
 # ---------------------------------------------------------------- argument kinds
 # Each kind knows how to check a value from JSON or a form and turn it into what torch takes.
 
+# Whole-number arguments (channels, sizes, strides, dims) above this are meaningless for a layer
+# and overflow torch's or Qt's 32-bit fields; refusing them here keeps the message ours.
+MAX_INT_ARG = 2**31 - 1
+# A layer whose parameters (and buffers) would need more than this is refused before anything is
+# allocated: VGG-16's largest layer needs 0.4 GB; a typo like out_channels=100000 would need 100s of GB.
+MAX_LAYER_BYTES = 4_000_000_000
+
+_SHOW = reprlib.Repr()
+_SHOW.maxstring, _SHOW.maxother, _SHOW.maxlong, _SHOW.maxlevel, _SHOW.maxlist, _SHOW.maxdict = 40, 40, 24, 2, 4, 4
+
+
+def show(value: Any) -> str:
+    """A value as the user wrote it, for a one-line message: short, escaped (newlines, lone
+    surrogates) and safe for any nesting depth or size."""
+    try:
+        return _SHOW.repr(value)
+    except Exception:   # e.g. an int too long to print, or nesting deeper than repr can go
+        return f"a {type(value).__name__}"
+
+
+def format_bytes(n: float) -> str:
+    """1234567 -> '1.2 MB' (decimal units, as disks and task managers show them)."""
+    for unit in ("bytes", "kB", "MB", "GB", "TB", "PB"):
+        if abs(n) < 1000 or unit == "PB":
+            return f"{n:,.0f} {unit}" if unit == "bytes" else f"{n:,.1f} {unit}"
+        n /= 1000
+    raise AssertionError
+
+
 def _is_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
 def _is_number(v: Any) -> bool:
     return (isinstance(v, (int, float)) and not isinstance(v, bool))
+
+
+def _is_finite(v: Any) -> bool:
+    """A number that is neither NaN nor infinite (an int too large for a float counts as infinite)."""
+    if not _is_number(v):
+        return False
+    try:
+        return math.isfinite(v)
+    except OverflowError:
+        return False
 
 
 @dataclass(frozen=True)
@@ -57,7 +97,7 @@ class Arg:
             self._check_range(value)
             return value
         if k in ("float", "opt_float"):
-            if not _is_number(value) or not math.isfinite(value):
+            if not _is_finite(value):
                 raise self._wrong(value)
             self._check_range(value)
             return float(value)
@@ -67,19 +107,19 @@ class Arg:
             return value
         if k == "choice":
             if value not in self.choices:
-                raise LayerArgError(self.name, f"'{self.name}' must be one of {', '.join(map(repr, self.choices))}, not {value!r}.")
+                raise LayerArgError(self.name, f"'{self.name}' must be one of {', '.join(map(repr, self.choices))}, not {show(value)}.")
             return value
         if k == "padding" and isinstance(value, str):
             if value not in ("same", "valid"):
-                raise LayerArgError(self.name, f"'{self.name}' must be a number, a pair, 'same' or 'valid', not {value!r}.")
+                raise LayerArgError(self.name, f"'{self.name}' must be a number, a pair, 'same' or 'valid', not {show(value)}.")
             return value
         if k in ("pair", "opt_pair", "padding", "size"):
             return self._int_pair(value)
         if k == "scale":
-            if _is_number(value):
+            if _is_finite(value):
                 self._check_range(value)
                 return float(value)
-            if isinstance(value, (list, tuple)) and len(value) == 2 and all(_is_number(v) for v in value):
+            if isinstance(value, (list, tuple)) and len(value) == 2 and all(_is_finite(v) for v in value):
                 for v in value:
                     self._check_range(v)
                 return tuple(float(v) for v in value)
@@ -98,9 +138,14 @@ class Arg:
 
     def _check_range(self, v: float) -> None:
         if self.minimum is not None and v < self.minimum:
-            raise LayerArgError(self.name, f"'{self.name}' must be at least {self.minimum:g}, not {v}.")
+            raise LayerArgError(self.name, f"'{self.name}' must be at least {self.minimum:g}, not {show(v)}.")
         if self.maximum is not None and v > self.maximum:
-            raise LayerArgError(self.name, f"'{self.name}' must be at most {self.maximum:g}, not {v}.")
+            raise LayerArgError(self.name, f"'{self.name}' must be at most {self.maximum:g}, not {show(v)}.")
+        if self.kind not in ("float", "opt_float") and abs(v) > MAX_INT_ARG:
+            # also scale factors: a larger one gives an output no memory holds
+            bounds = (f"at most {MAX_INT_ARG:,}" if self.minimum is not None and self.minimum >= 0
+                      else f"between {-MAX_INT_ARG:,} and {MAX_INT_ARG:,}")
+            raise LayerArgError(self.name, f"'{self.name}' must be {bounds}, not {show(v)}.")
 
     def _expects(self) -> str:
         return {
@@ -114,7 +159,7 @@ class Arg:
         }[self.kind]
 
     def _wrong(self, value: Any) -> LayerArgError:
-        return LayerArgError(self.name, f"'{self.name}' must be {self._expects()}, not {value!r}.")
+        return LayerArgError(self.name, f"'{self.name}' must be {self._expects()}, not {show(value)}.")
 
 
 # ---------------------------------------------------------------- the help sentences
@@ -382,6 +427,63 @@ def _check_combinations(type_name: str, a: dict[str, Any]) -> None:
             raise LayerArgError("align_corners", f"align_corners can only be set for bilinear or bicubic, not mode '{a['mode']}'.")
     if type_name == "RReLU" and a["lower"] > a["upper"]:
         raise LayerArgError("lower", f"lower ({a['lower']}) must not exceed upper ({a['upper']}).")
+    size = sum(_numel(shape) * _BYTES[dtype] for shape, dtype, _ in _tensor_specs(type_name, a).values())
+    if size > MAX_LAYER_BYTES:
+        count = sum(_numel(shape) for shape, _, is_param in _tensor_specs(type_name, a).values() if is_param)
+        sizing = [k for k in _SIZING_ARGS.get(type_name, ()) if k in a]
+        key = max(sizing, key=lambda k: max(_pair(a[k]))) if sizing else next(iter(a))
+        raise LayerArgError(key, f"its weights would need {format_bytes(size)} ({count:,} parameters), more than "
+                                 f"the {format_bytes(MAX_LAYER_BYTES)} one layer may use; make {key} smaller.")
+
+
+# The arguments that make a layer's parameters large, to name in the refusal.
+_SIZING_ARGS = {
+    "Conv2d": ("in_channels", "out_channels", "kernel_size"),
+    "ConvTranspose2d": ("in_channels", "out_channels", "kernel_size"),
+    "Linear": ("in_features", "out_features"), "BatchNorm2d": ("num_features",), "PReLU": ("num_parameters",),
+}
+_BYTES = {torch.float32: 4, torch.int64: 8}
+
+
+def _numel(shape: tuple[int, ...]) -> int:
+    n = 1
+    for s in shape:
+        n *= s
+    return n
+
+
+def _tensor_specs(type_name: str, a: dict[str, Any]) -> dict[str, tuple[tuple[int, ...], torch.dtype, bool]]:
+    """Name -> (shape, dtype, is a parameter) of the module's state_dict() entries, in torch's order,
+    computed from the arguments alone: nothing is built or allocated (tests compare with torch)."""
+    f32 = torch.float32
+    if type_name in ("Conv2d", "ConvTranspose2d"):
+        k = _pair(a["kernel_size"])
+        if type_name == "Conv2d":
+            out = {"weight": ((a["out_channels"], a["in_channels"] // a["groups"], *k), f32, True)}
+        else:
+            out = {"weight": ((a["in_channels"], a["out_channels"] // a["groups"], *k), f32, True)}
+        if a["bias"]:
+            out["bias"] = ((a["out_channels"],), f32, True)
+        return out
+    if type_name == "Linear":
+        out = {"weight": ((a["out_features"], a["in_features"]), f32, True)}
+        if a["bias"]:
+            out["bias"] = ((a["out_features"],), f32, True)
+        return out
+    if type_name == "PReLU":
+        return {"weight": ((a["num_parameters"],), f32, True)}
+    if type_name == "BatchNorm2d":
+        c = (a["num_features"],)
+        out = {}
+        if a["affine"]:
+            out["weight"] = (c, f32, True)
+            if a.get("bias", True):
+                out["bias"] = (c, f32, True)
+        if a["track_running_stats"]:
+            out.update(running_mean=(c, f32, False), running_var=(c, f32, False),
+                       num_batches_tracked=((), torch.int64, False))
+        return out
+    return {}
 
 
 def layer_seed(seed: int, name: str) -> int:
@@ -412,14 +514,22 @@ def build_module(spec: LayerSpec, seed: int = 0, device: torch.device | str = "c
 
 
 def state_shapes(spec: LayerSpec) -> dict[str, tuple[int, ...]]:
-    """The shapes of the module's state_dict() entries, without allocating anything."""
-    module = build_module(spec, device="meta")
-    return {k: tuple(v.shape) for k, v in module.state_dict().items()}
+    """The shapes of the module's state_dict() entries, from the arguments: nothing is built."""
+    return {k: shape for k, (shape, _, _) in _tensor_specs(spec.type, spec.full_args()).items()}
+
+
+def state_dtypes(spec: LayerSpec) -> dict[str, torch.dtype]:
+    return {k: dtype for k, (_, dtype, _) in _tensor_specs(spec.type, spec.full_args()).items()}
 
 
 def param_count(spec: LayerSpec) -> int:
-    module = build_module(spec, device="meta")
-    return sum(p.numel() for p in module.parameters())
+    """The number of learnable parameters, from the arguments: nothing is built or allocated."""
+    return sum(_numel(shape) for shape, _, is_param in _tensor_specs(spec.type, spec.full_args()).values() if is_param)
+
+
+def layer_bytes(spec: LayerSpec) -> int:
+    """What the layer's parameters and buffers take in memory (float32; int64 counters)."""
+    return sum(_numel(shape) * _BYTES[dtype] for shape, dtype, _ in _tensor_specs(spec.type, spec.full_args()).values())
 
 
 def _fmt_pair(v: Any) -> str:

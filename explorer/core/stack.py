@@ -6,6 +6,7 @@ saving writes atomically and round-trips weights bit-exactly (float32 → JSON d
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -14,11 +15,16 @@ from typing import Any
 
 import torch
 
-from explorer.core.layers import LAYER_TYPES, LayerArgError, LayerSpec, check_args, state_shapes
+from explorer.core.inputs import DEFAULT_MAX_PIXELS
+from explorer.core.layers import (LAYER_TYPES, LayerArgError, LayerSpec, check_args, show, state_dtypes,
+                                  state_shapes)
 
 FORMAT = "feature-map-explorer/stack"
 VERSION = 1
 MODES = ("eval", "train")
+MAX_NAME_LENGTH = 100
+MAX_SEED = 2**63 - 1
+_FLOAT32_MAX = float(torch.finfo(torch.float32).max)
 
 
 class StackError(ValueError):
@@ -65,30 +71,107 @@ def default_name(stack_names: list[str] | set[str], type_name: str) -> str:
     return f"{base}{n}"
 
 
+def name_problem(name: Any) -> str | None:
+    """Why a layer name cannot be used (it appears in messages, file names and generated code),
+    or None when it can."""
+    if not isinstance(name, str) or not name.strip():
+        return "'name' must be a non-empty string"
+    if len(name) > MAX_NAME_LENGTH:
+        return f"'name' must be at most {MAX_NAME_LENGTH} characters long, not {len(name):,}"
+    if not name.isprintable():   # newlines, tabs, control characters, lone surrogates
+        return f"'name' must be printable text on one line, not {show(name)}"
+    if name != name.strip():
+        return f"'name' must not start or end with spaces, not {show(name)}"
+    return None
+
+
+class _TooLarge:
+    """A JSON number too large for Python to read or for a float to hold: kept as a marker so
+    the check of the field it is in names the key instead of failing inside the JSON parser."""
+
+    def __init__(self, text: str):
+        self.text = text
+
+    def __repr__(self) -> str:
+        digits = sum(c.isdigit() for c in self.text)
+        return self.text if len(self.text) <= 24 else f"a {digits:,}-digit number"
+
+
+def _parse_int(text: str) -> Any:
+    return int(text) if len(text) <= 4000 else _TooLarge(text)   # Python refuses more than 4300 digits
+
+
+def _parse_float(text: str) -> Any:
+    value = float(text)
+    return _TooLarge(text) if math.isinf(value) else value       # 1e400 would silently become infinity
+
+
 # ---------------------------------------------------------------- reading
 def _where(index: int, raw: dict) -> str:
     name = raw.get("name") if isinstance(raw, dict) else None
     t = raw.get("type") if isinstance(raw, dict) else None
     label = f"layer {index}"
-    if isinstance(name, str):
+    if name_problem(name) is None:
         label += f" '{name}'"
-    if isinstance(t, str):
+    if isinstance(t, str) and t in LAYER_TYPES:
         label += f" ({t})"
     return label
 
 
-def _nested_shape(value: Any) -> tuple[int, ...] | None:
-    """Shape of a rectangular nested list of numbers, or None if ragged or not numeric."""
+class _StateValueError(ValueError):
+    pass
+
+
+def _nested_shape(value: Any, depth: int) -> tuple[int, ...] | None:
+    """Shape of a rectangular nested list of numbers at most ``depth`` deep, or None if ragged,
+    too deep or not numeric. Raises _StateValueError for a number too large to hold."""
     if _is_number(value):
         return ()
-    if not isinstance(value, list):
+    if isinstance(value, _TooLarge):
+        raise _StateValueError(f"holds {value!r}, which is too large for a float32")
+    if not isinstance(value, list) or depth <= 0:
         return None
     if not value:
         return (0,)
-    inner = [_nested_shape(v) for v in value]
+    inner = [_nested_shape(v, depth - 1) for v in value]
     if inner[0] is None or any(s != inner[0] for s in inner):
         return None
     return (len(value), *inner[0])
+
+
+def _flat(value: Any) -> list:
+    out, todo = [], [value]
+    while todo:
+        v = todo.pop()
+        if isinstance(v, list):
+            todo.extend(v)
+        else:
+            out.append(v)
+    return out
+
+
+def _state_tensor(value: Any, dtype: torch.dtype) -> torch.Tensor:
+    """The tensor for a checked nested list; raises _StateValueError for a number the dtype cannot
+    hold exactly (instead of torch's overflow error, or a silent conversion to infinity)."""
+    if dtype.is_floating_point:
+        try:
+            wide = torch.tensor(value, dtype=torch.float64)
+        except OverflowError:
+            raise _StateValueError("holds a number too large for a float32") from None
+        finite = wide[torch.isfinite(wide)]
+        if finite.numel() and float(finite.abs().max()) > _FLOAT32_MAX:
+            raise _StateValueError(f"holds {float(finite.abs().max()):g}, which is too large for a float32 "
+                                   f"(at most {_FLOAT32_MAX:.4g})")
+        return wide.to(dtype)
+    info = torch.iinfo(dtype)
+    for v in _flat(value):
+        if not _is_int(v) or not info.min <= v <= info.max:
+            raise _StateValueError(f"must hold whole numbers (it counts something), not {show(v)}")
+    return torch.tensor(value, dtype=dtype)
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
 
 
 def _is_number(v: Any) -> bool:
@@ -99,24 +182,23 @@ def _state_from_json(raw_state: Any, spec: LayerSpec, where: str) -> dict[str, t
     if not isinstance(raw_state, dict):
         raise StackError(f"{where}: 'state' must be an object of tensors such as {{\"weight\": [...]}}.")
     expected = state_shapes(spec)
-    meta = _meta_dtypes(spec)
+    dtypes = state_dtypes(spec)
     out = {}
     for key, value in raw_state.items():
         if key not in expected:
             names = ", ".join(expected) or "nothing (this layer has no parameters)"
-            raise StackError(f"{where}: state has no entry '{key}'; this layer's state holds {names}.")
-        shape = _nested_shape(value)
-        if shape is None:
-            raise StackError(f"{where}: state '{key}' must be a rectangular nested list of numbers.")
-        if shape != expected[key]:
-            raise StackError(f"{where}: state '{key}' has shape {list(shape)} but this layer expects {list(expected[key])}.")
-        out[key] = torch.tensor(value, dtype=meta[key])
+            raise StackError(f"{where}: state has no entry {show(key)}; this layer's state holds {names}.")
+        try:
+            shape = _nested_shape(value, len(expected[key]))
+            if shape is None:
+                raise StackError(f"{where}: state '{key}' must be a rectangular nested list of numbers "
+                                 f"with {len(expected[key])} levels.")
+            if shape != expected[key]:
+                raise StackError(f"{where}: state '{key}' has shape {list(shape)} but this layer expects {list(expected[key])}.")
+            out[key] = _state_tensor(value, dtypes[key])
+        except _StateValueError as e:
+            raise StackError(f"{where}: state '{key}' {e}.") from None
     return out
-
-
-def _meta_dtypes(spec: LayerSpec) -> dict[str, torch.dtype]:
-    from explorer.core.layers import build_module
-    return {k: v.dtype for k, v in build_module(spec, device="meta").state_dict().items()}
 
 
 def _layer_from_json(index: int, raw: Any, taken: list[str], pools: set[str],
@@ -129,17 +211,17 @@ def _layer_from_json(index: int, raw: Any, taken: list[str], pools: set[str],
     allowed = {"type", "name", "args", "state", "enabled", "indices_from"}
     extra = sorted(set(raw) - allowed)
     if extra:
-        raise StackError(f"{where}: unknown key '{extra[0]}'; a layer has {', '.join(sorted(allowed))}.")
+        raise StackError(f"{where}: unknown key {show(extra[0])}; a layer has {', '.join(sorted(allowed))}.")
     t = raw.get("type")
-    if t not in LAYER_TYPES:
+    if not isinstance(t, str) or t not in LAYER_TYPES:
         known = ", ".join(LAYER_TYPES)
-        raise StackError(f"{where}: unknown layer type {t!r}; the known types are {known}.")
+        raise StackError(f"{where}: unknown layer type {show(t)}; the known types are {known}.")
     name = raw.get("name")
     if name is None:
         name = default_name({*taken, *reserved}, t)
         where = _where(index, {**raw, "name": name})
-    elif not isinstance(name, str) or not name.strip():
-        raise StackError(f"{where}: 'name' must be a non-empty string.")
+    elif (problem := name_problem(name)) is not None:
+        raise StackError(f"{where}: {problem}.")
     if name in taken:
         raise StackError(f"{where}: the name '{name}' is used by an earlier layer; names must be unique.")
     args = raw.get("args", {})
@@ -154,9 +236,9 @@ def _layer_from_json(index: int, raw: Any, taken: list[str], pools: set[str],
         raise StackError(f"{where}: 'enabled' must be true or false.")
     indices_from = raw.get("indices_from")
     if t == "MaxUnpool2d":
-        if indices_from not in pools:
+        if not isinstance(indices_from, str) or indices_from not in pools:
             earlier = ", ".join(sorted(pools)) or "none in this stack"
-            raise StackError(f"{where}: 'indices_from' must name an earlier MaxPool2d (earlier MaxPool2d layers: {earlier}), not {indices_from!r}.")
+            raise StackError(f"{where}: 'indices_from' must name an earlier MaxPool2d (earlier MaxPool2d layers: {earlier}), not {show(indices_from)}.")
     elif indices_from is not None:
         raise StackError(f"{where}: only MaxUnpool2d takes 'indices_from'.")
     spec = LayerSpec(t, name, dict(args), None, enabled, indices_from)
@@ -170,20 +252,20 @@ def stack_from_dict(data: Any) -> Stack:
         raise StackError("A stack file must hold a JSON object with a 'layers' list.")
     fmt = data.get("format", FORMAT)
     if fmt != FORMAT:
-        raise StackError(f"This is not a Feature Map Explorer stack: 'format' is {fmt!r}, expected {FORMAT!r}.")
+        raise StackError(f"This is not a Feature Map Explorer stack: 'format' is {show(fmt)}, expected {FORMAT!r}.")
     version = data.get("version", VERSION)
-    if version != VERSION:
-        raise StackError(f"Stack format version {version!r} is not supported; this version of the app reads version {VERSION}.")
+    if not _is_int(version) or version != VERSION:
+        raise StackError(f"Stack format version {show(version)} is not supported; this version of the app reads version {VERSION}.")
     allowed = {"format", "version", "seed", "input", "layers", "mode", "description"}
     extra = sorted(set(data) - allowed)
     if extra:
-        raise StackError(f"Unknown top-level key '{extra[0]}'; a stack has {', '.join(sorted(allowed))}.")
+        raise StackError(f"Unknown top-level key {show(extra[0])}; a stack has {', '.join(sorted(allowed))}.")
     seed = data.get("seed", 0)
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise StackError(f"'seed' must be a whole number of at least 0, not {seed!r}.")
+    if not _is_int(seed) or not 0 <= seed <= MAX_SEED:
+        raise StackError(f"'seed' must be a whole number from 0 to {MAX_SEED:,}, not {show(seed)}.")
     mode = data.get("mode", "eval")
-    if mode not in MODES:
-        raise StackError(f"'mode' must be 'eval' or 'train', not {mode!r}.")
+    if not isinstance(mode, str) or mode not in MODES:
+        raise StackError(f"'mode' must be 'eval' or 'train', not {show(mode)}.")
     description = data.get("description", "")
     if not isinstance(description, str):
         raise StackError("'description' must be a string.")
@@ -209,24 +291,29 @@ def _input_from_json(raw: Any) -> InputSpec:
         raise StackError("'input' must be an object like {\"channels\": 3, \"size\": [32, 32]}.")
     extra = sorted(set(raw) - {"channels", "size"})
     if extra:
-        raise StackError(f"input: unknown key '{extra[0]}'; input has channels and size.")
+        raise StackError(f"input: unknown key {show(extra[0])}; input has channels and size.")
     channels = raw.get("channels")
-    if channels is not None and (channels not in (1, 3) or isinstance(channels, bool)):
-        raise StackError(f"input 'channels' must be 1 (grayscale) or 3 (RGB), not {channels!r}.")
+    if channels is not None and (not _is_int(channels) or channels not in (1, 3)):
+        raise StackError(f"input 'channels' must be 1 (grayscale) or 3 (RGB), not {show(channels)}.")
     size = raw.get("size")
     if size is not None:
         if (not isinstance(size, list) or len(size) != 2
-                or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in size)):
-            raise StackError(f"input 'size' must be [height, width] with whole numbers of at least 1, not {size!r}.")
+                or not all(_is_int(v) and v >= 1 for v in size)):
+            raise StackError(f"input 'size' must be [height, width] with whole numbers of at least 1, not {show(size)}.")
+        if size[0] * size[1] > DEFAULT_MAX_PIXELS:   # the same limit as an image file; Python ints do not overflow
+            raise StackError(f"input 'size' {size[0]} x {size[1]} has {size[0] * size[1]:,} pixels, more than the "
+                             f"limit of {DEFAULT_MAX_PIXELS:,} that images have.")
         size = (size[0], size[1])
     return InputSpec(channels, size)
 
 
 def parse_stack(text: str, source: str = "stack") -> Stack:
     try:
-        data = json.loads(text)
+        data = json.loads(text, parse_int=_parse_int, parse_float=_parse_float)
     except json.JSONDecodeError as e:
         raise StackError(f"{source} is not valid JSON (line {e.lineno}, column {e.colno}: {e.msg}).") from None
+    except RecursionError:
+        raise StackError(f"{source} is not valid JSON for a stack: it is nested too deeply.") from None
     return stack_from_dict(data)
 
 
