@@ -103,12 +103,22 @@ def _input_source(args):
 
 
 def _parse_shape(text: str) -> tuple[int, ...]:
+    from explorer.core.checks import MAX_OUTPUT_ELEMENTS
+    from explorer.core.layers import MAX_INT_ARG, show
+
+    shown = show(text)
     try:
         shape = tuple(int(v) for v in text.replace("x", ",").split(","))
     except ValueError:
-        raise UsageError(f"--input-shape must be numbers like 1,3,32,32, not '{text}'.") from None
+        raise UsageError(f"--input-shape must be numbers like 1,3,32,32, not {shown}.") from None
     if not 1 <= len(shape) <= 4 or any(v < 1 for v in shape):
-        raise UsageError(f"--input-shape must be up to four numbers of at least 1, like N,C,H,W = 1,3,32,32, not '{text}'.")
+        raise UsageError(f"--input-shape must be up to four numbers of at least 1, like N,C,H,W = 1,3,32,32, not {shown}.")
+    count = 1
+    for v in shape:
+        count *= v
+    if any(v > MAX_INT_ARG for v in shape) or count > MAX_OUTPUT_ELEMENTS:
+        raise UsageError(f"--input-shape {shown} is too large: each number must be at most {MAX_INT_ARG:,} and "
+                         f"all together at most {MAX_OUTPUT_ELEMENTS:,} values.")
     return shape
 
 
@@ -124,6 +134,7 @@ def cmd_run(args) -> int:
     if Path(args.out).exists() and not Path(args.out).is_dir():
         raise UsageError(f"--out '{args.out}' is a file, not a folder.")
     batch = load_input(_input_source(args), stack.input)
+    _check_memory(stack, tuple(batch.tensor.shape), device)
     result = run_stack(stack, batch.tensor, device)
     summary = export_run(result, batch, args.out)
     for layer in summary["layers"]:
@@ -135,6 +146,20 @@ def cmd_run(args) -> int:
         print(f"{PROG}: {result.error}", file=sys.stderr)
         return 1
     return 0
+
+
+def _check_memory(stack, input_shape: tuple[int, ...], device) -> None:
+    """Refuses a run that would not fit in memory before anything is computed (a 30000x30000 input
+    once ran for a minute, peaked at 14.6 GB and wrote 7.2 GB of files)."""
+    from explorer.core.engine import MEMORY_MARGIN, available_memory, estimate_run_bytes
+    from explorer.core.layers import format_bytes
+
+    need = estimate_run_bytes(stack, input_shape)
+    free = available_memory(device)
+    if free is not None and need > free * MEMORY_MARGIN:
+        raise UsageError(f"Running this stack on a {_fmt_shape(input_shape)} input would need {format_bytes(need)} "
+                         f"for the layer outputs, more than the {format_bytes(free * MEMORY_MARGIN)} of memory free "
+                         f"on {device.type}; use a smaller input (the stack's input size) or fewer channels.")
 
 
 def _fmt_shape(shape) -> str:
@@ -219,8 +244,25 @@ def cmd_gui(args) -> int:
     return run_app(args)
 
 
+COMMANDS = ("run", "shapes", "walkthrough", "samples", "examples", "gui")
+
+
+def _with_command(argv: list[str]) -> list[str]:
+    """The window's options work without the word gui: `feature-map-explorer --image x.png` and
+    `feature-map-explorer lenet` mean `gui --image x.png` and `gui lenet`."""
+    if not argv or argv[0] in COMMANDS or argv[0] in ("-h", "--help", "--version"):
+        return argv
+    return ["gui", *argv]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = _with_command(list(sys.argv[1:] if argv is None else argv))
+    for stream in (sys.stdout, sys.stderr):   # a name in any script prints on any terminal
+        try:
+            stream.reconfigure(errors="backslashreplace")
+        except (AttributeError, ValueError):
+            pass
     try:
         args = parser.parse_args(argv)
     except SystemExit as e:    # bad arguments (2), --help or --version (0): return the code, as documented
@@ -247,7 +289,7 @@ def main(argv: list[str] | None = None) -> int:
             _print_list(list_examples())
             return 0
         if args.command is None:
-            args = parser.parse_args(["gui", *(argv if argv is not None else sys.argv[1:])])
+            args = parser.parse_args(["gui", *argv])
         return cmd_gui(args)
     except (UsageError, StackError, InputError, DeviceError, ModelError, WeightsError) as e:
         print(f"{PROG}: {e}", file=sys.stderr)

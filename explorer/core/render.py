@@ -103,8 +103,13 @@ def grid_layout(count: int, tile_h: int, tile_w: int, pad: int = 1,
 def _best_cols(count: int, step_h: int, step_w: int, aspect: float) -> int:
     # Only columns near the ideal can win, so a narrow window keeps this cheap
     # even for thousands of channels.
+    if not (math.isfinite(aspect) and aspect > 0):   # a view with no size yet
+        aspect = 1.0
     ideal = math.sqrt(count * aspect * max(step_h, 1) / max(step_w, 1))
-    lo, hi = max(1, int(ideal / 2)), min(count, int(ideal * 2) + 1)
+    # Clamped to 1..count on both ends: for a tall narrow tile the ideal can exceed count, and an
+    # empty range would leave min() nothing to choose from.
+    hi = max(1, min(count, int(ideal * 2) + 1))
+    lo = min(hi, max(1, int(ideal / 2)))
 
     def score(cols: int) -> tuple[float, int, int]:
         rows = -(-count // cols)
