@@ -140,8 +140,10 @@ def attribute(subject: Subject, raw: torch.Tensor, x: torch.Tensor, method: str,
 
 
 # ---------------------------------------------------------------- pictures
-def overlay(result: AttributionResult, opacity: float = 0.6, colormap: str = "inferno") -> np.ndarray:
-    """The map over the input: uint8 (H, W, 3). Signed maps (integrated gradients) are shown by
+def overlay(result: AttributionResult, opacity: float = 0.6, colormap: str = "inferno",
+            min_side: int = 1) -> np.ndarray:
+    """The map over the input: uint8 (H, W, 3), enlarged by a whole factor (nearest neighbour) to at
+    least ``min_side`` pixels. Signed maps (integrated gradients) are shown by
     magnitude; the colour map runs from 0 to the map's largest value."""
     from explorer.core.colormaps import apply_colormap
 
@@ -154,6 +156,9 @@ def overlay(result: AttributionResult, opacity: float = 0.6, colormap: str = "in
     coloured = apply_colormap(level, colormap).astype(np.float32) / 255
     out = (1 - opacity) * base * 1.0 + opacity * coloured
     out = (out.clip(0, 1) * 255).round().astype(np.uint8)
+    scale = -(-min_side // max(out.shape[:2]))
+    if scale > 1:
+        out = out.repeat(scale, 0).repeat(scale, 1)
     if result.notice:
         out = _stamp(out, result.notice)
     return out
@@ -184,7 +189,7 @@ def export_attribution(result: AttributionResult, out_dir) -> dict:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     np.save(out_dir / "attribution.npy", result.map.astype(np.float32))
-    save_png(overlay(result), out_dir / "overlay.png")
+    save_png(overlay(result, min_side=224), out_dir / "overlay.png")
     data = result.summary()
     atomic_write_text(out_dir / "summary.json", json.dumps(data, indent=2) + "\n")
     return data
