@@ -140,20 +140,24 @@ def attribute(subject: Subject, raw: torch.Tensor, x: torch.Tensor, method: str,
 
 
 # ---------------------------------------------------------------- pictures
+def heat_rgb(amap: np.ndarray, colormap: str = "inferno") -> np.ndarray:
+    """|map| through a colour map, 0 to its largest value: uint8 (H, W, 3)."""
+    from explorer.core.colormaps import apply_colormap
+    heat = np.abs(amap)
+    peak = float(heat.max()) if heat.size else 0.0
+    level = (heat / peak * 255).round().astype(np.uint8) if peak > 0 else np.zeros(heat.shape, np.uint8)
+    return apply_colormap(level, colormap)
+
+
 def overlay(result: AttributionResult, opacity: float = 0.6, colormap: str = "inferno",
             min_side: int = 1) -> np.ndarray:
     """The map over the input: uint8 (H, W, 3), enlarged by a whole factor (nearest neighbour) to at
     least ``min_side`` pixels. Signed maps (integrated gradients) are shown by
     magnitude; the colour map runs from 0 to the map's largest value."""
-    from explorer.core.colormaps import apply_colormap
-
     img = result.raw
     rgb = img[:3] if img.shape[0] >= 3 else img[:1].expand(3, *img.shape[1:])
     base = rgb.clamp(0, 1).permute(1, 2, 0).numpy().astype(np.float32)
-    heat = np.abs(result.map)
-    peak = float(heat.max())
-    level = (heat / peak * 255).round().astype(np.uint8) if peak > 0 else np.zeros(heat.shape, np.uint8)
-    coloured = apply_colormap(level, colormap).astype(np.float32) / 255
+    coloured = heat_rgb(result.map, colormap).astype(np.float32) / 255
     out = (1 - opacity) * base * 1.0 + opacity * coloured
     out = (out.clip(0, 1) * 255).round().astype(np.uint8)
     scale = -(-min_side // max(out.shape[:2]))

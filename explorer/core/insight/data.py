@@ -42,6 +42,10 @@ class DataSource:
     def class_names(self) -> list[str] | None:
         return None
 
+    def input_source(self, index: int):
+        """An InputSource that loads image ``index`` alone (to make it the window's input), or None."""
+        return None
+
 
 class CifarSource(DataSource):
     """A CIFAR-10 split, in the split's order (train: data_batch_1 .. 5)."""
@@ -81,6 +85,10 @@ class CifarSource(DataSource):
     def class_names(self) -> list[str]:
         return list(self.dataset.class_names)
 
+    def input_source(self, index: int):
+        from explorer.core.input_source import InputSource
+        return InputSource.cifar(self.dataset.path, self.split, batch_size=1, batch_index=index)
+
 
 class _FileListSource(DataSource):
     """Images loaded one by one from files; consecutive images of the same size share a batch."""
@@ -118,6 +126,10 @@ class _FileListSource(DataSource):
 
     def class_names(self) -> list[str] | None:
         return self.names
+
+    def input_source(self, index: int):
+        from explorer.core.input_source import InputSource
+        return InputSource.image(self.files[index])
 
 
 class FolderSource(_FileListSource):
@@ -167,6 +179,10 @@ class SamplesSource(_FileListSource):
 
     def describe(self) -> str:
         return f"the {len(self.files)} built-in samples"
+
+    def input_source(self, index: int):
+        from explorer.core.input_source import InputSource
+        return InputSource.sample(self.sample_names[index])
 
 
 class TensorSource(DataSource):

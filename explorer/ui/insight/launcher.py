@@ -1,0 +1,53 @@
+"""The main window's Insight menu: opens (or updates and raises) the Insight window for the
+selected layer, with the stack, the input and the CIFAR-10 copy the main window has now."""
+
+from __future__ import annotations
+
+from PySide6.QtGui import QAction, QKeySequence
+
+from explorer.ui.insight.window import InsightWindow
+
+
+class InsightLauncher:
+    def __init__(self, window, menu):
+        self.window = window
+        self.insight: InsightWindow | None = None
+        self.action = QAction("What does this layer respond to…", window)
+        self.action.setShortcut(QKeySequence("Ctrl+I"))
+        self.action.setToolTip("Top patches, feature visualisation, attribution and the deconvnet for the "
+                               "selected layer")
+        self.action.triggered.connect(self.open)
+        menu.addAction(self.action)
+
+    def _image(self):
+        w = self.window
+        batch = getattr(w, "batch", None)
+        if batch is None:
+            return None
+        item = getattr(w.input_panel, "batch_item", 0) or 0
+        item = item if 0 <= item < batch.tensor.shape[0] else 0
+        return batch.tensor[item:item + 1]
+
+    def _cifar_path(self):
+        source = getattr(self.window, "source", None)
+        return source.path if source is not None and source.kind == "cifar" else None
+
+    def open(self) -> InsightWindow:
+        w = self.window
+        doc = w.document
+        layer = doc.stack.layers[doc.selected].name if 0 <= doc.selected < len(doc.stack.layers) else None
+        name = doc.path.name if getattr(doc, "path", None) else "the stack"
+        if self.insight is None:
+            self.insight = InsightWindow(doc.stack, layer, self._image(), name, getattr(w, "device", "cpu"),
+                                         open_input=w.set_source, cifar_path=self._cifar_path(), parent=w)
+        else:
+            self.insight.set_stack(doc.stack, layer)
+            self.insight.set_image(self._image())
+            self.insight.cifar_path = self._cifar_path() or self.insight.cifar_path
+        self.insight.show()
+        self.insight.raise_()
+        return self.insight
+
+    def close_all(self) -> None:
+        if self.insight is not None:
+            self.insight.close()
