@@ -150,3 +150,26 @@ def test_the_main_window_opens_insight_on_the_selected_layer(make_window):
     assert insight.layer == window.document.stack.layers[0].name
     assert insight.image is not None and insight.image.shape[0] == 1
     assert window.insight.open() is insight
+
+
+def test_a_walkthrough_model_opens_insight_on_its_stage(qtbot, tmp_path):
+    from PySide6.QtCore import QSettings
+
+    from explorer.ui.walkthrough_window import WalkthroughWindow
+    walk = WalkthroughWindow("lenet", source=InputSource.sample("cat"), device="cpu",
+                             settings=QSettings(str(tmp_path / "s.ini"), QSettings.IniFormat))
+    walk.show()      # not given to qtbot: the window deletes itself when closed
+    assert walk.wait_until_idle(120_000) and walk.walkthrough is not None
+    walk.go_to(3)                                   # conv2 (with its ReLU)
+    insight = walk.open_insight()
+    assert insight.layer == "conv2" and insight.layer_combo.count() == 8
+    insight.method_combo.setCurrentText("grad-cam")
+    insight.run_attribution()
+    assert insight.worker.wait_until_idle(60_000)
+    result = insight.attribution.results[0]
+    assert result.layer == "conv2" and result.map.shape == (32, 32)
+    assert "random weights" in insight.notice_label.text()
+    # the input is the walkthrough's own 32×32 gray picture, not resized again
+    assert torch.equal(result.raw, walk.walkthrough.raw_input[0].cpu())
+    walk.close()
+    assert not insight.isVisible()

@@ -51,3 +51,33 @@ class InsightLauncher:
     def close_all(self) -> None:
         if self.insight is not None:
             self.insight.close()
+
+
+def add_walkthrough_action(walk_window, menu) -> QAction:
+    """The walkthrough's 'Insight' action: the same window for the model, on the stage shown."""
+    action = QAction("&Insight: what does this stage respond to…", walk_window)
+    action.setShortcut(QKeySequence("Ctrl+I"))
+    action.setStatusTip("Top patches, feature visualisation, attribution (Grad-CAM, ...) and the deconvnet "
+                        "for this model")
+
+    def open_insight() -> InsightWindow | None:
+        w = walk_window.walkthrough
+        if w is None:
+            return None
+        stage = walk_window.stage
+        layer = stage.name if stage is not None and stage.modules else None
+        insight = getattr(walk_window, "_insight_window", None)
+        if insight is None:
+            insight = InsightWindow.for_walkthrough(w, layer, parent=walk_window)
+            walk_window._insight_window = insight
+            walk_window.closed.connect(insight.close)
+        else:
+            insight.set_model(w, layer)
+        insight.show()
+        insight.raise_()
+        return insight
+
+    action.triggered.connect(open_insight)
+    walk_window.open_insight = open_insight
+    menu.addAction(action)
+    return action

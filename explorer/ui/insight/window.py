@@ -94,6 +94,9 @@ class InsightWindow(QWidget):
         self.name = name
         self._subject_key = None
         self._subject = None                   # touched by the worker thread only
+        self._model = None                     # (name, model, weights label) for a walkthrough model
+        self._conv_names: set[str] = set()
+        self.image_prepared = False            # True: the image is already as the model takes it (walkthrough)
         from explorer.core.insight.top_patches import TopPatchesCache
         self._cache = TopPatchesCache()        # touched by the worker thread only
         self.rows: PatchRows | None = None
@@ -279,10 +282,30 @@ class InsightWindow(QWidget):
         v.addLayout(pics, 1)
         return w
 
+    @classmethod
+    def for_walkthrough(cls, walkthrough, layer: str | None = None, parent: QWidget | None = None) -> "InsightWindow":
+        """For a walkthrough's model (its weights, its input as the model took it); layers named as its stages."""
+        window = cls(Stack(), None, None, walkthrough.model_name, str(walkthrough.device), parent=parent)
+        window.set_model(walkthrough, layer)
+        return window
+
+    def set_model(self, walkthrough, layer: str | None = None) -> None:
+        self._model = (walkthrough.model_name, walkthrough.model, walkthrough.weights)
+        self.name = walkthrough.model_name
+        stages = [s for s in walkthrough.stages[1:] if s.modules]
+        self._conv_names = {s.name for s in stages if s.kind == "conv"}
+        self._fill_layers([s.name for s in stages], layer)
+        self.image = walkthrough.raw_input.detach().to("cpu")[:1].clone()
+        self.image_prepared = True
+        self.setWindowTitle(f"Insight — {walkthrough.model_name} ({walkthrough.weights} weights)")
+
     # ---------------------------------------------------------------- inputs from the main window
     def set_stack(self, stack: Stack, layer: str | None = None) -> None:
         self.stack = stack.copy()
-        names = [s.name for s in self.stack.layers if s.enabled]
+        self._conv_names = {s.name for s in self.stack.layers if s.type == "Conv2d"}
+        self._fill_layers([s.name for s in self.stack.layers if s.enabled], layer)
+
+    def _fill_layers(self, names: list[str], layer: str | None) -> None:
         current = layer or self.layer_combo.currentText()
         self.layer_combo.blockSignals(True)
         self.layer_combo.clear()
@@ -293,20 +316,34 @@ class InsightWindow(QWidget):
 
     def set_image(self, image: torch.Tensor | None) -> None:
         self.image = None if image is None else image.detach().to("cpu")[:1].clone()
+        self.image_prepared = False
 
     @property
     def layer(self) -> str:
         return self.layer_combo.currentText()
 
     def _get_subject(self):
-        """On the worker thread: the subject for the current stack snapshot (built once per snapshot)."""
-        from explorer.core.insight.subject import stack_subject
-        stack = self.stack
-        key = (id(stack), self.device)
+        """On the worker thread: the subject for the current stack snapshot or model (built once each)."""
+        from explorer.core.insight.subject import model_subject, stack_subject
+        model, stack = self._model, self.stack
+        key = (id(model) if model is not None else id(stack), self.device)
         if self._subject_key != key:
-            self._subject = stack_subject(stack, self.name, self.device)
+            if model is not None:
+                import copy
+                name, module, weights = model
+                # a copy: the walkthrough keeps using its model on its own thread
+                self._subject = model_subject(name, weights, self.device, model=copy.deepcopy(module))
+            else:
+                self._subject = stack_subject(stack, self.name, self.device)
             self._subject_key = key
         return self._subject
+
+    def _prepare(self, subject, image: torch.Tensor):
+        """(raw, model input) for the window's image: a walkthrough's image is already resized and cropped."""
+        image = image.to(subject.device())
+        if self.image_prepared:
+            return image, subject.normalise(image)
+        return subject.prepare(image)
 
     # ---------------------------------------------------------------- jobs
     def _start(self, kind: str, job: Callable, text: str) -> None:
@@ -406,7 +443,7 @@ class InsightWindow(QWidget):
         def job(should_stop, progress):
             from explorer.core.insight.attribution import attribute, heat_rgb
             subject = self._get_subject()
-            raw, x = subject.prepare(image.to(subject.device()))
+            raw, x = self._prepare(subject, image)
             results = [attribute(subject, raw, x, method, target, layer)]
             if compare:
                 others = [i for i, _, _ in results[0].prediction.top5 if i != results[0].target]
@@ -417,7 +454,7 @@ class InsightWindow(QWidget):
         self._start("attribution", job, f"{method} on the input…")
 
     def _is_conv(self, name: str) -> bool:
-        return any(s.name == name and s.type == "Conv2d" for s in self.stack.layers)
+        return name in self._conv_names
 
     def run_deconvnet(self) -> None:
         if not self._need_image():
@@ -427,7 +464,7 @@ class InsightWindow(QWidget):
         def job(should_stop, progress):
             from explorer.core.insight.deconvnet import deconvnet, to_picture
             subject = self._get_subject()
-            raw, x = subject.prepare(image.to(subject.device()))
+            raw, x = self._prepare(subject, image)
             r = deconvnet(subject, x, layer, channel)
             t, l, b, rr = r.box
             return r, _uint8(to_picture(r.image)[:, t:b, l:rr]), _uint8(raw[0].cpu()[:, t:b, l:rr])
