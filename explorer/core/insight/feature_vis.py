@@ -148,7 +148,8 @@ def visualize(subject: Subject, layer: str, channels: list[int], steps: int = 25
                 break
             optimizer.zero_grad(set_to_none=True)
             img = param()
-            act = subject.activation(subject.normalise(_transform(img, generator)), layer)
+            # the value before a ReLU: its gradient does not vanish where the channel is still off
+            act = subject.activation(subject.normalise(_transform(img, generator)), layer, pre_relu=True)
             loss = -_channel_means(act, picked).sum()
             if tv_weight > 0:
                 loss = loss + tv_weight * _total_variation(img)

@@ -210,7 +210,7 @@ class InsightWindow(QWidget):
         self.method_combo.setCurrentText("grad-cam")
         self.class_combo = QComboBox()
         self.class_combo.addItem("the predicted class", None)
-        self.compare_check = QCheckBox("Side by side with the next most likely class")
+        self.compare_check = QCheckBox("Beside it: the next class")
         self.opacity = QSlider(Qt.Horizontal)
         self.opacity.setRange(0, 100)
         self.opacity.setValue(60)
@@ -229,9 +229,13 @@ class InsightWindow(QWidget):
         self.notice_label.setStyleSheet("color: #b36b00; font-weight: bold")
         self.attr_images = QHBoxLayout()
         self.attr_labels = [QLabel(), QLabel()]
-        for label in self.attr_labels:
+        self.attr_captions = [QLabel(), QLabel()]
+        for label, caption in zip(self.attr_labels, self.attr_captions):
             label.setAlignment(Qt.AlignCenter)
-            self.attr_images.addWidget(label)
+            col = QVBoxLayout()
+            col.addWidget(label, 1)
+            col.addWidget(caption, 0, Qt.AlignHCenter)
+            self.attr_images.addLayout(col)
         bar = QHBoxLayout()
         self.bar_low, self.bar_high = QLabel("0"), QLabel("max")
         self.colour_bar = QLabel()
@@ -615,6 +619,7 @@ class InsightWindow(QWidget):
             if k >= len(view.results):
                 label.clear()
                 label.setToolTip("")
+                self.attr_captions[k].clear()
                 continue
             base = to_pixmap(view.base, 320)
             heat = to_pixmap(view.heats[k], 320)
@@ -624,7 +629,10 @@ class InsightWindow(QWidget):
             painter.end()
             label.setPixmap(base)
             r = view.results[k]
-            label.setToolTip(f"class {r.target}" + (f" ({r.target_name})" if r.target_name else ""))
+            p = float(r.prediction.probabilities[r.target])
+            text = f"class {r.target}" + (f" {r.target_name}" if r.target_name else "") + f" ({p:.1%})"
+            label.setToolTip(text)
+            self.attr_captions[k].setText(text)
 
     # -- deconvnet
     def _show_deconv(self, recon, recon_img: np.ndarray, patch_img: np.ndarray) -> None:
