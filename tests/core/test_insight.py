@@ -290,3 +290,11 @@ def test_deconvnet_reconstruction_of_lenet_stays_in_the_receptive_field():
     assert outside.abs().max() == 0 and r.image.abs().max() > 0
     with pytest.raises(InsightError, match="Conv2d, ReLU, MaxPool2d"):
         deconvnet(subject, x, "fc1", 0)
+
+
+def test_a_channel_that_starts_switched_off_still_grows():
+    """On the gray starting noise the X template's ReLU output is 0 everywhere, so its own gradient
+    is 0; the trace of the value before the ReLU gets the image moving."""
+    from explorer.core.insight.feature_vis import visualize
+    result = visualize(resolve_subject("x_vs_o"), "relu1", [0], steps=200, seed=0)
+    assert result.start_activations[0] == 0.0 and result.activations[0] > 0.03

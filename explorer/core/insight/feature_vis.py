@@ -132,6 +132,7 @@ def visualize(subject: Subject, layer: str, channels: list[int], steps: int = 25
     c, h, w = subject.input_shape(size)
     device = subject.device()
     generator = torch.Generator().manual_seed(seed)
+    relu = subject.ends_in_relu(layer)
     images, finals, starts = [], [], []
     done_steps, stopped = steps, False
     for lo in range(0, len(channels), MAX_BATCH):
@@ -148,9 +149,15 @@ def visualize(subject: Subject, layer: str, channels: list[int], steps: int = 25
                 break
             optimizer.zero_grad(set_to_none=True)
             img = param()
-            # the value before a ReLU: its gradient does not vanish where the channel is still off
             act = subject.activation(subject.normalise(_transform(img, generator)), layer, pre_relu=True)
-            loss = -_channel_means(act, picked).sum()
+            if relu:
+                # the ReLU's output, plus a trace of the value before it: where the channel is still off
+                # everywhere the ReLU's gradient is zero and the image would never start to change
+                # (Lucid redirects the ReLU's gradient for the same reason)
+                score = _channel_means(F.relu(act), picked) + 0.01 * _channel_means(act, picked)
+            else:
+                score = _channel_means(act, picked)
+            loss = -score.sum()
             if tv_weight > 0:
                 loss = loss + tv_weight * _total_variation(img)
             loss.backward()

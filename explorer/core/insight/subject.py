@@ -157,21 +157,28 @@ class Subject:
         hw = size or self.input_spec.size or (128, 128)
         return (c, int(hw[0]), int(hw[1]))
 
+    def ends_in_relu(self, layer: str) -> bool:
+        """True when ``activation(x, layer, pre_relu=True)`` gives the value before a final ReLU."""
+        self.check_layer(layer)
+        if isinstance(self.module, StackModule):
+            i = self.module.names.index(layer)
+            return i > 0 and isinstance(self.module.layers[i], nn.ReLU)
+        return (isinstance(self._hook_modules[layer], nn.ReLU) and layer in self._stages
+                and len(self._stages[layer].modules) > 1)
+
     def activation(self, x: torch.Tensor, layer: str, pre_relu: bool = False) -> torch.Tensor:
         """The layer's output for model input x; the forward stops there. ``pre_relu``: when the
         layer is (or its stage ends in) a ReLU, the value before it instead, whose gradient is not
         zero where the ReLU's output is (activation maximisation would stay stuck there)."""
         self.check_layer(layer)
         if isinstance(self.module, StackModule):
-            i = self.module.names.index(layer)
-            if pre_relu and i > 0 and isinstance(self.module.layers[i], nn.ReLU):
-                layer = self.module.names[i - 1]
+            if pre_relu and self.ends_in_relu(layer):
+                layer = self.module.names[self.module.names.index(layer) - 1]
             return self.module(x, until=layer)
         box = {}
         target = self._hook_modules[layer]
         chain = self._chains[layer]
-        if pre_relu and isinstance(target, nn.ReLU) and len(chain) > 1 and layer in self._stages \
-                and len(self._stages[layer].modules) > 1:
+        if pre_relu and self.ends_in_relu(layer):
             target = chain[-2]
 
         def hook(mod, args, out):
