@@ -393,7 +393,10 @@ class InsightWindow(QWidget):
             result = self._cache.get(key)
             cached = result is not None
             if result is None:
-                result = top_patches(subject, layer, source, k, should_stop=should_stop,
+                # batches of about 256 CIFAR images' worth of pixels: Cancel is heard between batches
+                _, h, w = subject.input_shape()
+                batch = max(1, min(256, 256 * 32 * 32 // (h * w)))
+                result = top_patches(subject, layer, source, k, batch, should_stop=should_stop,
                                      progress=lambda done, total: progress((done, total)))
                 if result is None:
                     return None
