@@ -150,6 +150,14 @@ def test_the_main_window_opens_insight_on_the_selected_layer(make_window):
     assert insight.layer == window.document.stack.layers[0].name
     assert insight.image is not None and insight.image.shape[0] == 1
     assert window.insight.open() is insight
+    window.document.select(2)                                  # the window follows the selection ...
+    assert insight.layer == window.document.stack.layers[2].name
+    ones = torch.ones(6, 3, 3, 3)
+    window.document.set_state(0, "weight", ones)                # a weight edit reaches its snapshot
+    assert torch.equal(insight.stack.layers[0].state["weight"], ones)
+    window.set_source(InputSource.sample("x"))                 # ... and the input once it has run
+    assert window.runner.wait_until_idle(20_000)
+    assert insight.image is not None and torch.equal(insight.image, window.batch.tensor[:1])
 
 
 def test_a_walkthrough_model_opens_insight_on_its_stage(qtbot, tmp_path):

@@ -40,6 +40,11 @@ class InsightLauncher:
         if self.insight is None:
             self.insight = InsightWindow(doc.stack, layer, self._image(), name, getattr(w, "device", "cpu"),
                                          open_input=w.set_source, cifar_path=self._cifar_path(), parent=w)
+            # follow the main window: edits (a new snapshot; the cache keys tell what is still valid),
+            # the selected layer, and the input once it has run
+            doc.changed.connect(lambda _first: self._follow_stack())
+            doc.selection_changed.connect(lambda _index: self._follow_stack())
+            w.runner.finished.connect(lambda _reply: self._follow_input())
         else:
             self.insight.set_stack(doc.stack, layer)
             self.insight.set_image(self._image())
@@ -47,6 +52,19 @@ class InsightLauncher:
         self.insight.show()
         self.insight.raise_()
         return self.insight
+
+    def _selected(self) -> str | None:
+        doc = self.window.document
+        return doc.stack.layers[doc.selected].name if 0 <= doc.selected < len(doc.stack.layers) else None
+
+    def _follow_stack(self) -> None:
+        if self.insight is not None and self.insight.isVisible():
+            self.insight.set_stack(self.window.document.stack, self._selected())
+
+    def _follow_input(self) -> None:
+        if self.insight is not None and self.insight.isVisible():
+            self.insight.set_image(self._image())
+            self.insight.cifar_path = self._cifar_path() or self.insight.cifar_path
 
     def close_all(self) -> None:
         if self.insight is not None:
