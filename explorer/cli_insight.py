@@ -6,7 +6,6 @@ Exit codes as for ``run``: 0 done; 1 the network failed while computing (the mes
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 

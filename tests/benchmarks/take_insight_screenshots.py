@@ -60,8 +60,6 @@ def main() -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     app = make_app()
 
-    import torch
-
     from explorer.core.examples import load_example
     from explorer.core.inputs import load_sample
     from explorer.ui.insight.window import InsightWindow

@@ -157,7 +157,7 @@ def top_patches(subject: Subject, layer: str, source: DataSource, k: int = 9, ba
             if progress is not None:
                 progress(done, total)
     values, index, where = values.cpu().tolist(), index.cpu().tolist(), where.cpu().tolist()
-    geometry = subject.geometry(layer) if out_hw != (1, 1) or _is_spatial(subject, layer) else None
+    geometry = subject.geometry(layer)       # None after a Flatten / Linear: the box is the whole image
     names = source.class_names()
     firsts = [s[0] for s in sizes]
     channels = []
@@ -175,10 +175,6 @@ def top_patches(subject: Subject, layer: str, source: DataSource, k: int = 9, ba
             patches.append(Patch(i, label, float(v), y, x, input_box(geometry, y, x, (h, w))))
         channels.append(ChannelPatches(c, patches))
     return TopPatches(layer, k, done, channels, geometry, out_hw, time.perf_counter() - started, source.key)
-
-
-def _is_spatial(subject: Subject, layer: str) -> bool:
-    return subject.geometry(layer) is not None
 
 
 # ---------------------------------------------------------------- patches as pictures
