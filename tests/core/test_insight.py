@@ -298,3 +298,10 @@ def test_a_channel_that_starts_switched_off_still_grows():
     from explorer.core.insight.feature_vis import visualize
     result = visualize(resolve_subject("x_vs_o"), "relu1", [0], steps=200, seed=0)
     assert result.start_activations[0] == 0.0 and result.activations[0] > 0.03
+
+
+def test_top_patches_of_a_linear_layer_cover_the_whole_image():
+    subject = resolve_subject("lenet")
+    result = top_patches(subject, "fc3", TensorSource(torch.rand(6, 1, 32, 32)), k=2)
+    assert len(result.channels) == 10 and result.geometry is None
+    assert all(p.box == (0, 0, 32, 32) and (p.y, p.x) == (0, 0) for c in result.channels for p in c.patches)
