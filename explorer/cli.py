@@ -63,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     walk.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps")
     walk.add_argument("--out", required=True, metavar="DIR", help="folder for summary.json and one .png per 4-D stage")
 
+    from explorer import cli_insight
+    cli_insight.add_parsers(sub)     # top-patches, visualize, attribute
+
     sub.add_parser("samples", help="list the built-in sample images")
     sub.add_parser("examples", help="list the built-in example stacks")
 
@@ -272,6 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     from explorer.core.model_zoo import ModelError
     from explorer.core.stack import StackError
     from explorer.core.weights import WeightsError
+    from explorer import cli_insight
 
     try:
         if args.command == "run":
@@ -280,6 +284,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_shapes(args)
         if args.command == "walkthrough":
             return cmd_walkthrough(args)
+        if args.command in cli_insight.COMMANDS:
+            return cli_insight.run(args)
         if args.command == "samples":
             from explorer.core.inputs import list_samples
             _print_list(list_samples())
@@ -291,7 +297,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command is None:
             args = parser.parse_args(["gui", *argv])
         return cmd_gui(args)
-    except (UsageError, StackError, InputError, DeviceError, ModelError, WeightsError) as e:
+    except (UsageError, StackError, InputError, DeviceError, ModelError, WeightsError,
+            *cli_insight.handled_errors()) as e:
         print(f"{PROG}: {e}", file=sys.stderr)
         return 2
     except BrokenPipeError:   # `... | head` closed the pipe: nothing left to say

@@ -24,6 +24,7 @@ from torch import nn
 from explorer.core.devices import is_out_of_memory, out_of_memory_message, resolve_device
 from explorer.core.inputs import to_gray
 from explorer.core.layers import LayerSpec
+from explorer.core.receptive_field import POOLS as _POOLS, RF as _RF, input_box, window
 from explorer.core.model_zoo import build_model, check_name, class_names, input_shape, is_imagenet, weights_enum
 from explorer.core.stack import InputSpec, Stack
 
@@ -32,7 +33,6 @@ RANDOM_NOTICE = "random weights: these maps show no learned features"
 
 _ACTIVATIONS = (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.ELU, nn.GELU, nn.Sigmoid, nn.Tanh, nn.SiLU,
                 nn.Hardswish, nn.Hardsigmoid, nn.PReLU, nn.RReLU, nn.Mish)
-_POOLS = (nn.MaxPool2d, nn.AvgPool2d)
 _ROLES = ((nn.Conv2d, "conv"), (_POOLS, "pool"), (nn.BatchNorm2d, "bn"), (_ACTIVATIONS, "act"),
           ((nn.Dropout, nn.Dropout2d), "drop"), (nn.Linear, "linear"), (nn.Flatten, "flatten"),
           (nn.Softmax, "softmax"))
@@ -73,14 +73,10 @@ class Stage:
     def input_region(self, y: int, x: int) -> tuple[int, int, int, int]:
         """(y0, x0, y1, x1), end exclusive, of the input pixels output pixel (y, x) depends on,
         clipped to the image; the whole image for stages without a spatial map."""
-        h, w = self.image_size
         if self.receptive_field is None or len(self.output_shape) != 4:
-            return (0, 0, h, w)
-        half = (self.receptive_field - 1) / 2
-        cy, cx = self.start + y * self.jump, self.start + x * self.jump
-        y0, x0 = math.floor(cy - half + 1e-9), math.floor(cx - half + 1e-9)
-        y1, x1 = y0 + self.receptive_field, x0 + self.receptive_field
-        return (max(0, y0), max(0, x0), min(h, y1), min(w, x1))
+            return input_box(None, y, x, self.image_size)
+        axis = (self.receptive_field, self.jump, self.start)    # the known models are square
+        return input_box((axis, axis), y, x, self.image_size)
 
     def shape_hwc(self) -> str:
         """The output shape as the classic text writes it: '224×224×64', or '25088'."""
@@ -205,36 +201,8 @@ def _pair(v) -> tuple[int, int]:
 
 
 def _window(module: nn.Module) -> tuple[int, int, float] | None:
-    """(effective kernel, stride, padding) along H of a conv or pool, for the receptive field."""
-    if isinstance(module, (nn.Conv2d, nn.MaxPool2d, nn.AvgPool2d)):
-        k = _pair(module.kernel_size)[0]
-        d = _pair(getattr(module, "dilation", 1))[0]
-        s = _pair(module.stride if module.stride is not None else module.kernel_size)[0]
-        k_eff = d * (k - 1) + 1
-        p = module.padding
-        if isinstance(p, str):
-            p = (k_eff - 1) / 2 if p == "same" else 0
-        else:
-            p = _pair(p)[0]
-        return k_eff, s, p
-    return None
-
-
-class _RF:
-    """Receptive field bookkeeping along H (the known models are square): rf, jump and start."""
-
-    def __init__(self):
-        self.rf, self.jump, self.start = 1, 1, 0.0
-
-    def apply(self, k_eff: int, s: int, p: float) -> None:
-        if self.rf is None:
-            return
-        self.start += ((k_eff - 1) / 2 - p) * self.jump
-        self.rf += (k_eff - 1) * self.jump
-        self.jump *= s
-
-    def lose(self) -> None:
-        self.rf = None
+    """(effective kernel, stride, padding) along H of a conv or pool (the known models are square)."""
+    return window(module, 0)
 
 
 def _numel_per_image(shape) -> int:

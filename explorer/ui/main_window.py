@@ -237,6 +237,8 @@ class MainWindow(QMainWindow):
             view.addAction(dock.toggleViewAction())
 
         self.walkthroughs = WalkthroughLauncher(self, bar.addMenu("&Models"))
+        from explorer.ui.insight.launcher import InsightLauncher
+        self.insight = InsightLauncher(self, bar.addMenu("&Insight"))
 
         help_menu = bar.addMenu("&Help")
         self._action(help_menu, "About", lambda: dialogs.show_info(self, "About", _about_text()))
@@ -678,6 +680,7 @@ class MainWindow(QMainWindow):
         remove_autosave(autosave_path())
         self.runner.shutdown()
         self.walkthroughs.close_all()
+        self.insight.close_all()
         event.accept()
 
 

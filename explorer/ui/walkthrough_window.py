@@ -474,6 +474,8 @@ class WalkthroughWindow(QMainWindow):
         self.rerun_action.setEnabled(self._input_provider is not None)
         self.rerun_action.triggered.connect(self.use_main_window_input)
         walk.addAction(self.rerun_action)
+        from explorer.ui.insight.launcher import add_walkthrough_action
+        self.insight_action = add_walkthrough_action(self, walk)
         walk.addSeparator()
         for text, keys, slot in (("&Previous stage", "Left", lambda: self.go_to(self.current - 1)),
                                  ("&Next stage", "Right", lambda: self.go_to(self.current + 1)),

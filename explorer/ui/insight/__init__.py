@@ -1,0 +1,1 @@
+"""The Insight window (top patches, feature visualisation, attribution, deconvnet) and its worker."""
