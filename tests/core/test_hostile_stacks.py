@@ -416,36 +416,34 @@ def _mutations(rng: random.Random):
     weird = [None, True, -1, 0, 2**31, 2**64, 10**30, -(10**30), 1e308, float("nan"), float("inf"), -0.0, 0.5,
              "", "\ud800", "a\nb", "same", [], [1], [1, 2, 3], [[1]], {}, {"a": 1}, [float("nan"), 1], [2**40, 1]]
     plausible = [1, 2, 3, 4, 8, 12, 0.5, 2.0, False, True, "bilinear", [2, 2], [1, 3]]
-    return rng.choice(weird if rng.random() < 0.5 else plausible)
+    return rng.choice(weird if rng.random() < 0.6 else plausible)
 
 
-def _mutate(rng: random.Random, value, depth=0):
-    """One random change somewhere inside a JSON-like value."""
-    if isinstance(value, dict) and value and rng.random() < 0.8:
-        key = rng.choice(list(value))
-        action = rng.random()
-        if action < 0.1:
-            del value[key]
-        elif action < 0.2:
-            value[rng.choice(["extra", "state", "indices_from", "enabled", "args", "name", "type"])] = _mutations(rng)
-        elif action < 0.5 or not isinstance(value[key], (dict, list)):
-            value[key] = _mutations(rng)
-        else:
-            _mutate(rng, value[key], depth + 1)
-        return value
-    if isinstance(value, list) and value and rng.random() < 0.8:
-        i = rng.randrange(len(value))
-        action = rng.random()
-        if action < 0.15:
-            value.insert(i, json.loads(json.dumps(value[i])))
-        elif action < 0.25:
-            del value[i]
-        elif action < 0.5 or not isinstance(value[i], (dict, list)):
-            value[i] = _mutations(rng)
-        else:
-            _mutate(rng, value[i], depth + 1)
-        return value
-    return _mutations(rng)
+def _slots(value, out=None):
+    """Every (container, key) inside a JSON-like value: each is equally likely to be mutated."""
+    out = [] if out is None else out
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, child in items:
+        out.append((value, key))
+        _slots(child, out)
+    return out
+
+
+def _mutate(rng: random.Random, value):
+    """One random change somewhere inside a JSON-like value: a value replaced, a key added or
+    removed, a list entry duplicated or removed."""
+    container, key = rng.choice(_slots(value))
+    action = rng.random()
+    if action < 0.75:
+        container[key] = _mutations(rng)
+    elif action < 0.85:
+        del container[key]
+    elif isinstance(container, dict):
+        container[rng.choice(["extra", "state", "indices_from", "enabled", "args", "name", "type", "size"])] = \
+            _mutations(rng)
+    else:
+        container.insert(key, json.loads(json.dumps(container[key])))
+    return value
 
 
 def _seed_stacks():
@@ -478,7 +476,7 @@ def test_fuzzed_stacks_never_reach_the_unexpected_error_fallback(tmp_path, capsy
     outcomes = {0: 0, 1: 0, 2: 0}
     for i in range(300):
         data = json.loads(json.dumps(rng.choice(seeds)))
-        for _ in range(rng.randint(1, 3)):
+        for _ in range(rng.randint(1, 2)):
             data = _mutate(rng, data)
         path = tmp_path / f"s{i}.json"
         path.write_text(json.dumps(data, allow_nan=True), encoding="utf-8")
@@ -491,4 +489,4 @@ def test_fuzzed_stacks_never_reach_the_unexpected_error_fallback(tmp_path, capsy
         if code == 2:
             _one_sentence(err)
         outcomes[code] += 1
-    assert outcomes[2] > 30 and outcomes[0] + outcomes[1] > 30, outcomes     # the mutations reach both sides
+    assert outcomes[2] > 100 and outcomes[0] + outcomes[1] >= 15, outcomes     # the mutations reach both sides
