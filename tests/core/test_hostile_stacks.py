@@ -490,3 +490,17 @@ def test_fuzzed_stacks_never_reach_the_unexpected_error_fallback(tmp_path, capsy
             _one_sentence(err)
         outcomes[code] += 1
     assert outcomes[2] > 100 and outcomes[0] + outcomes[1] >= 15, outcomes     # the mutations reach both sides
+
+
+@pytest.mark.parametrize("argv,fragment", [
+    (["run", "x\ny", "--sample", "cat", "--out", "OUT"], "'x\\ny' is neither a stack file"),
+    (["run", "lenet", "--sample", "x\ny", "--out", "OUT"], "no sample called 'x\\ny'"),
+    (["run", "lenet", "--sample", "cat", "--out", "OUT", "--device", "a\nb"], "Unknown device 'a\\nb'"),
+    (["walkthrough", "lenet", "--sample", "cat", "--weights", "w\n.pth", "--out", "OUT"], "'w\\n.pth'"),
+    (["run", "\ud800", "--sample", "cat", "--out", "OUT"], "'\\ud800' is neither"),
+])
+def test_what_the_user_typed_is_echoed_on_one_printable_line(argv, fragment, tmp_path, capsys):
+    code, _, err = _cli(capsys, *[str(tmp_path / "out") if a == "OUT" else a for a in argv])
+    assert code == 2
+    line = _one_sentence(err)
+    assert fragment in line and line.isprintable()
