@@ -252,7 +252,15 @@ def _with_command(argv: list[str]) -> list[str]:
     `feature-map-explorer lenet` mean `gui --image x.png` and `gui lenet`."""
     if not argv or argv[0] in COMMANDS or argv[0] in ("-h", "--help", "--version"):
         return argv
-    return ["gui", *argv]
+    first = argv[0]
+    if first.startswith("-") or first.endswith(".json") or _is_example(first) or os.path.exists(first):
+        return ["gui", *argv]
+    return argv     # a mistyped command keeps argparse's "invalid choice" with the list of commands
+
+
+def _is_example(name: str) -> bool:
+    from explorer.core.examples import list_examples
+    return any(name == example for example, _ in list_examples())
 
 
 def _one_line(message: str) -> str:

@@ -409,6 +409,17 @@ def test_commands_and_help_are_not_taken_for_window_options(monkeypatch, capsys)
     assert main(["examples"]) == 0
     assert main(["--imagee", "x.png"]) == 2
     assert "unrecognized arguments: --imagee" in capsys.readouterr().err
+    assert main(["shape", "lenet"]) == 2          # a mistyped command is not taken for a stack name
+    assert "invalid choice: 'shape'" in capsys.readouterr().err
+
+
+def test_a_stack_file_opens_the_window_without_gui(tmp_path, monkeypatch):
+    seen = []
+    monkeypatch.setattr(cli, "cmd_gui", lambda args: seen.append(args) or 0)
+    path = tmp_path / "my stack"
+    path.write_text("{}")
+    assert main([str(path), "--device", "cpu"]) == 0
+    assert (seen[0].command, seen[0].stack, seen[0].device) == ("gui", str(path), "cpu")
 
 
 # ---------------------------------------------------------------- a bounded fuzz
