@@ -515,3 +515,14 @@ def test_what_the_user_typed_is_echoed_on_one_printable_line(argv, fragment, tmp
     assert code == 2
     line = _one_sentence(err)
     assert fragment in line and line.isprintable()
+
+
+def test_a_resize_has_the_pixel_limit_of_an_image():
+    from explorer.core.inputs import InputError, adapt_batch, load_sample
+    batch = load_sample("cat")
+    with pytest.raises(InputError, match=r"^Cannot resize '.*' to 30000 x 30000: that is more than the limit of "
+                                         r"64,000,000 pixels\.$"):
+        adapt_batch(batch, None, (30000, 30000))
+    with pytest.raises(InputError, match="more than the limit"):
+        load_sample("cat", size=(1, DEFAULT_MAX_PIXELS + 1))
+    assert adapt_batch(batch, None, (1, DEFAULT_MAX_PIXELS // 100)).tensor.shape[-2:] == (1, DEFAULT_MAX_PIXELS // 100)
