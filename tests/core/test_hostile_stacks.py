@@ -537,3 +537,12 @@ def test_a_long_stack_loads_in_linear_time_with_the_same_default_names():
     assert time.perf_counter() - started < 6        # was about 27 s (quadratic) before
     assert stack.names()[:6] == ["relu1", "relu3", "relu4", "relu5", "relu2", "relu6"]
     assert len(set(stack.names())) == 6000
+
+
+def test_a_layer_with_refused_arguments_is_a_layer_error_in_every_pass():
+    from explorer.core.stack import Stack
+    stack = Stack([LayerSpec("ReLU", "r"), LayerSpec("Conv2d", "c", {"in_channels": 3, "out_channels": -1, "kernel_size": 1})])
+    expected = "Conv2d 'c': 'out_channels' must be at least 1, not -1."
+    assert StackRunner("cpu").run(stack, torch.rand(1, 3, 4, 4)).error == expected
+    assert infer_shapes(stack, (1, 3, 4, 4))[1].error == expected
+    assert estimate_run_bytes(stack, (1, 3, 4, 4)) == 2 * 4 * 48
