@@ -102,6 +102,8 @@ HOSTILE = {
                           "layer 0 'u' (Upsample): args 'scale_factor'"),
     "upsample_pair_nan": ("{" + H + ', "layers": [{"type": "Upsample", "name": "u", "args": {"scale_factor": [2, NaN]}}]}',
                           "args 'scale_factor'"),
+    "upsample_recompute_with_size": ("{" + H + ', "layers": [{"type": "Upsample", "name": "u", "args": {"size": 4, '
+                                     '"recompute_scale_factor": true}}]}', "args 'recompute_scale_factor'"),
     "upsample_huge_scale": ("{" + H + ', "layers": [{"type": "Upsample", "name": "u", "args": {"scale_factor": 1e300}}]}',
                             "args 'scale_factor'"),
     "name_lone_surrogate": ("{" + H + ', "layers": [{"type": "ReLU", "name": "\\ud800"}]}',
