@@ -146,7 +146,7 @@ def cmd_run(args) -> int:
         print(f"{layer['index']:>3}  {layer['name']:<14} {layer['type']:<16} {status}")
     print(f"wrote {len(summary['layers'])} layer(s) to {args.out} (device {summary['device']})")
     if result.error:
-        print(f"{PROG}: {result.error}", file=sys.stderr)
+        print(f"{PROG}: {_one_line(result.error)}", file=sys.stderr)
         return 1
     return 0
 
@@ -222,7 +222,7 @@ def cmd_walkthrough(args) -> int:
     except WalkthroughError as e:
         summary = export_walkthrough(partial_walkthrough(name, e, label, image), args.out, error=str(e))
         _print_walkthrough(summary, args.out, device)
-        print(f"{PROG}: {e}", file=sys.stderr)
+        print(f"{PROG}: {_one_line(str(e))}", file=sys.stderr)
         return 1
     summary = export_walkthrough(walk, args.out)
     _print_walkthrough(summary, args.out, device)
@@ -255,7 +255,22 @@ def _with_command(argv: list[str]) -> list[str]:
     `feature-map-explorer lenet` mean `gui --image x.png` and `gui lenet`."""
     if not argv or argv[0] in COMMANDS or argv[0] in ("-h", "--help", "--version"):
         return argv
-    return ["gui", *argv]
+    first = argv[0]
+    if first.startswith("-") or first.endswith(".json") or _is_example(first) or os.path.exists(first):
+        return ["gui", *argv]
+    return argv     # a mistyped command keeps argparse's "invalid choice" with the list of commands
+
+
+def _is_example(name: str) -> bool:
+    from explorer.core.examples import list_examples
+    return any(name == example for example, _ in list_examples())
+
+
+def _one_line(message: str) -> str:
+    """A message as one printable line: what the user typed (a path, a name) may hold newlines or
+    characters no terminal can show; those are written as escapes (\\n, \\ud800)."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape", "backslashreplace").decode("ascii")
+                   for c in message)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -299,20 +314,20 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_gui(args)
     except (UsageError, StackError, InputError, DeviceError, ModelError, WeightsError,
             *cli_insight.handled_errors()) as e:
-        print(f"{PROG}: {e}", file=sys.stderr)
+        print(f"{PROG}: {_one_line(str(e))}", file=sys.stderr)
         return 2
     except BrokenPipeError:   # `... | head` closed the pipe: nothing left to say
         sys.stderr.close()
         return 0
     except OSError as e:   # e.g. the output folder cannot be written
         where = f"cannot write '{e.filename}': " if e.filename else ""
-        print(f"{PROG}: {where}{e.strerror or e}.", file=sys.stderr)
+        print(f"{PROG}: {_one_line(f'{where}{e.strerror or e}.')}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
     except Exception as e:  # a bug of ours: still one line, with the way to see the traceback
         if os.environ.get("FME_DEBUG"):
             raise
-        print(f"{PROG}: unexpected error ({type(e).__name__}: {e}); set FME_DEBUG=1 to see the traceback.",
-              file=sys.stderr)
+        print(f"{PROG}: {_one_line(f'unexpected error ({type(e).__name__}: {e})')}; set FME_DEBUG=1 to see the "
+              f"traceback.", file=sys.stderr)
         return 2

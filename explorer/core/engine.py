@@ -160,7 +160,8 @@ def estimate_run_bytes(stack: Stack, input_shape: tuple[int, ...], itemsize: int
     inference alone: nothing is computed or allocated."""
     total = _tensor_bytes(tuple(input_shape), itemsize)
     for r in run_on_meta(stack, tuple(input_shape)):
-        total += layer_run_bytes(stack.layers[r.index], r, itemsize)
+        if r.error is None:
+            total += layer_run_bytes(stack.layers[r.index], r, itemsize)
     return total
 
 
@@ -235,7 +236,9 @@ class StackRunner:
                     held = sum(_tensor_bytes(r.output_shape, x.element_size()) for r in self._results if r.output is not None)
                     budget = None if free is None else (free + held) * MEMORY_MARGIN
                 reusable = False
-                need = layer_run_bytes(spec, plan[i], x.element_size()) if i < len(plan) else 0
+                # a layer the meta pass refuses fails the same way below, before allocating anything
+                ok = i < len(plan) and plan[i].error is None
+                need = layer_run_bytes(spec, plan[i], x.element_size()) if ok else 0
                 if budget is not None and kept + need > budget:
                     result = LayerResult(i, spec.name, spec.type, spec.enabled, input_shape=tuple(x.shape))
                     result.error = (f"{spec.type} '{spec.name}': running it would need {format_bytes(need)} more "

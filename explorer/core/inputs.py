@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from explorer.core.layers import show
 from explorer.core.resources import resource_path
 
 
@@ -257,7 +258,12 @@ def _check_size(size: tuple[int, int] | None, name: str) -> None:
     )
     if not valid:
         raise InputError(
-            f"Cannot resize '{name}' to {size!r}: the size must be two positive whole numbers (height, width)."
+            f"Cannot resize '{name}' to {show(size)}: the size must be two positive whole numbers (height, width)."
+        )
+    if int(size[0]) * int(size[1]) > DEFAULT_MAX_PIXELS:   # the limit a loaded image has, so a resize cannot evade it
+        raise InputError(
+            f"Cannot resize '{name}' to {int(size[0])} x {int(size[1])}: that is more than the limit of "
+            f"{DEFAULT_MAX_PIXELS:,} pixels."
         )
 
 

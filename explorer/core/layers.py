@@ -423,6 +423,8 @@ def _check_combinations(type_name: str, a: dict[str, Any]) -> None:
         if (a["size"] is None) == (a["scale_factor"] is None):
             raise LayerArgError("scale_factor" if a["size"] is None else "size",
                                 "Upsample needs exactly one of size or scale_factor.")
+        if a["recompute_scale_factor"] and a["size"] is not None:     # torch refuses it only when it runs
+            raise LayerArgError("recompute_scale_factor", "recompute_scale_factor only goes with scale_factor, not with size.")
         if a["align_corners"] is not None and a["mode"] not in ("bilinear", "bicubic"):
             raise LayerArgError("align_corners", f"align_corners can only be set for bilinear or bicubic, not mode '{a['mode']}'.")
     if type_name == "RReLU" and a["lower"] > a["upper"]:

@@ -58,16 +58,19 @@ class Stack:
                      InputSpec(self.input.channels, self.input.size), self.mode, self.description)
 
 
-def default_name(stack_names: list[str] | set[str], type_name: str) -> str:
-    """A readable unique name: conv1, conv2, relu1, pool1, ..."""
+def default_name(stack_names: list[str] | set[str], type_name: str, hints: dict[str, int] | None = None) -> str:
+    """A readable unique name: conv1, conv2, relu1, pool1, ... ``hints`` (base -> first number
+    worth trying) lets a loader that only ever adds names find each one without starting at 1."""
     base = {
         "Conv2d": "conv", "ConvTranspose2d": "deconv", "MaxPool2d": "pool", "AvgPool2d": "avgpool",
         "MaxUnpool2d": "unpool", "Upsample": "up", "BatchNorm2d": "bn", "Linear": "fc",
     }.get(type_name, type_name.lower())
-    taken = set(stack_names)
-    n = 1
+    taken = stack_names if isinstance(stack_names, (set, frozenset)) else set(stack_names)
+    n = hints.get(base, 1) if hints is not None else 1
     while f"{base}{n}" in taken:
         n += 1
+    if hints is not None:
+        hints[base] = n
     return f"{base}{n}"
 
 
@@ -201,10 +204,10 @@ def _state_from_json(raw_state: Any, spec: LayerSpec, where: str) -> dict[str, t
     return out
 
 
-def _layer_from_json(index: int, raw: Any, taken: list[str], pools: set[str],
-                     reserved: set[str] = frozenset()) -> LayerSpec:
-    """``taken``: the names of the earlier layers; ``reserved``: names given anywhere in the file,
-    which a default name must not take."""
+def _layer_from_json(index: int, raw: Any, earlier: set[str], pools: set[str],
+                     avoid: set[str] = frozenset(), hints: dict[str, int] | None = None) -> LayerSpec:
+    """``earlier``: the names of the earlier layers; ``avoid``: those and the names given anywhere
+    in the file, which a default name must not take; ``hints`` keeps default naming linear."""
     where = _where(index, raw)
     if not isinstance(raw, dict):
         raise StackError(f"{where}: each layer must be an object like {{\"type\": \"ReLU\"}}.")
@@ -218,11 +221,11 @@ def _layer_from_json(index: int, raw: Any, taken: list[str], pools: set[str],
         raise StackError(f"{where}: unknown layer type {show(t)}; the known types are {known}.")
     name = raw.get("name")
     if name is None:
-        name = default_name({*taken, *reserved}, t)
+        name = default_name(avoid, t, hints)
         where = _where(index, {**raw, "name": name})
     elif (problem := name_problem(name)) is not None:
         raise StackError(f"{where}: {problem}.")
-    if name in taken:
+    if name in earlier:
         raise StackError(f"{where}: the name '{name}' is used by an earlier layer; names must be unique.")
     args = raw.get("args", {})
     if not isinstance(args, dict):
@@ -275,10 +278,15 @@ def stack_from_dict(data: Any) -> Stack:
         raise StackError("'layers' must be a list of layer objects.")
     layers: list[LayerSpec] = []
     pools: set[str] = set()
-    given = {raw["name"] for raw in raw_layers if isinstance(raw, dict) and isinstance(raw.get("name"), str)}
+    # Sets grown as layers are read keep loading linear in the number of layers.
+    avoid = {raw["name"] for raw in raw_layers if isinstance(raw, dict) and isinstance(raw.get("name"), str)}
+    earlier: set[str] = set()
+    hints: dict[str, int] = {}
     for i, raw in enumerate(raw_layers):
-        spec = _layer_from_json(i, raw, [l.name for l in layers], pools, given)
+        spec = _layer_from_json(i, raw, earlier, pools, avoid, hints)
         layers.append(spec)
+        earlier.add(spec.name)
+        avoid.add(spec.name)
         if spec.type == "MaxPool2d":
             pools.add(spec.name)
     return Stack(layers, seed, input_spec, mode, description)

@@ -17,7 +17,7 @@ from PySide6.QtGui import QUndoCommand, QUndoStack
 from explorer.core.editing import new_layer
 from explorer.core.kernels import reconcile_state
 from explorer.core.layers import LayerSpec, check_args
-from explorer.core.stack import InputSpec, Stack, default_name
+from explorer.core.stack import InputSpec, Stack, default_name, name_problem
 
 
 MERGE_SECONDS = 1.5   # keystrokes into one field within this time are one undo step
@@ -181,6 +181,8 @@ class StackDocument(QObject):
             return
         if name in self.stack.names():
             raise ValueError(f"Another layer is already called '{name}'.")
+        if (problem := name_problem(name)) is not None:   # the rule a saved stack is loaded with
+            raise ValueError(f"{problem}.")
         after = self.stack.copy()
         after.layers[index].name = name
         for layer in after.layers:
