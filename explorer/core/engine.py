@@ -217,6 +217,8 @@ class StackRunner:
                 if plan is None:
                     plan = run_on_meta(stack, tuple(x.shape))
                     free = available_memory(self.device)
+                    # The last run's outputs count as free: the reused ones are counted again in ``kept``,
+                    # the others are let go as this run replaces them.
                     held = sum(_tensor_bytes(r.output_shape, x.element_size()) for r in self._results if r.output is not None)
                     budget = None if free is None else (free + held) * MEMORY_MARGIN
                 reusable = False
