@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from explorer.core import render
+from explorer.core.identity import SameTensor
 from explorer.core.render import RenderedGrid, render_batch_channel, render_grid, render_rgb
 from explorer.core.stats import LayerStats, layer_stats
 
@@ -25,7 +26,7 @@ class ViewSettings:
         """Settings that change the pixels: the channel matters only across the batch, the item not then."""
         item = None if self.mode == "batch" else min(self.batch_index, out.shape[0] - 1)
         channel = min(self.channel, out.shape[1] - 1) if self.mode == "batch" else None
-        return (id(out), out._version, self.mode, self.normalization, item, channel)
+        return (SameTensor(out), self.mode, self.normalization, item, channel)
 
 
 @dataclass

@@ -17,6 +17,7 @@ from torch import nn
 
 from explorer.core.checks import LayerRunError, check_before_forward, check_unpool, explain_exception
 from explorer.core.devices import is_out_of_memory, out_of_memory_message, resolve_device, synchronize
+from explorer.core.identity import SameTensor
 from explorer.core.layers import LayerArgError, LayerSpec, build_module, format_bytes, layer_bytes, layer_seed, param_count
 from explorer.core.stack import Stack
 
@@ -68,27 +69,10 @@ class RunResult:
         return [r.index for r in self.layers if not r.reused]
 
 
-class _Same:
-    """A state tensor in a cache key: equal only to the very same tensor object at the same version.
-    The key holds the tensor, so while the key is kept no other tensor can be given its id()
-    (keying on id() alone let a freed tensor's id come back on new weights and reuse a stale result)."""
-
-    __slots__ = ("tensor", "version")
-
-    def __init__(self, tensor: torch.Tensor):
-        self.tensor, self.version = tensor, tensor._version
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, _Same) and other.tensor is self.tensor and other.version == self.version
-
-    def __hash__(self) -> int:
-        return hash((id(self.tensor), self.version))
-
-
 def spec_key(spec: LayerSpec) -> tuple:
-    """What identifies a layer's computation. State tensors count by identity (edits replace them),
-    held by the key, and by version (in-place edits bump it)."""
-    state = tuple((k, _Same(v)) for k, v in sorted(spec.state.items())) if spec.state else ()
+    """What identifies a layer's computation. State tensors count by identity (edits replace them)
+    and version (in-place edits bump it), never by a bare id() that a new tensor could reuse."""
+    state = tuple((k, SameTensor(v)) for k, v in sorted(spec.state.items())) if spec.state else ()
     return (spec.type, spec.name, json.dumps(spec.args, sort_keys=True, default=list),
             spec.enabled, spec.indices_from, state)
 
@@ -233,6 +217,8 @@ class StackRunner:
                 if plan is None:
                     plan = run_on_meta(stack, tuple(x.shape))
                     free = available_memory(self.device)
+                    # The last run's outputs count as free: the reused ones are counted again in ``kept``,
+                    # the others are let go as this run replaces them.
                     held = sum(_tensor_bytes(r.output_shape, x.element_size()) for r in self._results if r.output is not None)
                     budget = None if free is None else (free + held) * MEMORY_MARGIN
                 reusable = False

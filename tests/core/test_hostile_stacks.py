@@ -548,3 +548,29 @@ def test_a_layer_with_refused_arguments_is_a_layer_error_in_every_pass():
     assert StackRunner("cpu").run(stack, torch.rand(1, 3, 4, 4)).error == expected
     assert infer_shapes(stack, (1, 3, 4, 4))[1].error == expected
     assert estimate_run_bytes(stack, (1, 3, 4, 4)) == 2 * 4 * 48
+
+
+def test_a_view_key_of_a_freed_output_never_matches_a_new_output():
+    from explorer.core.display import ViewSettings
+    settings = ViewSettings()
+    edited = torch.rand(1, 2, 3, 3)
+    key = settings.render_key(edited)
+    assert key == settings.render_key(edited)
+    edited.mul_(2)                                # an in-place change is a different picture
+    assert key != settings.render_key(edited)
+    out = torch.rand(1, 2, 3, 3)
+    key, old_id = settings.render_key(out), id(out)
+    del out
+    for _ in range(200):                          # until a new tensor lands at the freed address
+        new = torch.rand(1, 2, 3, 3)
+        if id(new) == old_id:
+            break
+    assert key != settings.render_key(new)
+
+
+def test_same_tensor_keys():
+    from explorer.core.identity import SameTensor
+    a, b = torch.zeros(2), torch.zeros(2)
+    assert SameTensor(a) == SameTensor(a) and hash(SameTensor(a)) == hash(SameTensor(a))
+    assert SameTensor(a) != SameTensor(b) and SameTensor(a) != ("not", "a tensor")
+    assert {SameTensor(a): 1}.get(SameTensor(a)) == 1
