@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 
 import pytest
 import torch
@@ -164,19 +163,20 @@ def test_select_layer_is_silent_and_clicks_emit(view, qtbot):
     assert view.selected_layer() is None
 
 
-def test_refresh_is_fast_enough_for_every_keystroke(view):
+def test_refresh_of_a_long_stack_shows_every_row(view):
+    # How fast this refresh is belongs to the benchmarks (tests/benchmarks), not to a timed test:
+    # a loaded CI machine made a time limit here fail at random.
     layers = [L("Conv2d", "conv0", in_channels=3, out_channels=8, kernel_size=3, padding=1)]
     for i in range(1, 60):
         layers.append(L("Conv2d", f"conv{i}", in_channels=8, out_channels=8, kernel_size=3, padding=1))
         layers.append(L("ReLU", f"relu{i}"))
     stack = Stack(layers)
     view.set_stack(stack, (1, 3, 64, 64))
-    started = time.perf_counter()
-    for _ in range(5):
+    for _ in range(2):
         view.set_rows(infer_shapes(stack, (1, 3, 64, 64)), layers=stack.layers)
-    per_update = (time.perf_counter() - started) / 5
     assert view.model.rowCount() == 119
-    assert per_update < 0.25, per_update
+    expected = 3 * 8 * 9 + 8 + 59 * (8 * 8 * 9 + 8)
+    assert view.total_label.text() == f"Total parameters: {expected:,}"
 
 
 def test_empty(view):
