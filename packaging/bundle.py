@@ -57,6 +57,28 @@ PRUNE = [
 ]
 
 
+# Libraries loaded with dlopen by a library PyInstaller did collect, so its dependency analysis
+# misses them; paths relative to site-packages. NVRTC (linked by torch's libcaffe2_nvrtc) opens
+# its builtins library when it compiles a kernel at run time (jiterator ops, cuDNN runtime fusion).
+DLOPENED = ["nvidia/cu13/lib/libnvrtc-builtins.so.*"]
+
+
+def extra_binaries() -> list[tuple[str, str]]:
+    """(source, destination folder) for DLOPENED, from the site-packages torch is installed in;
+    nothing for a CPU torch, which has no nvidia packages."""
+    import importlib.util
+    spec = importlib.util.find_spec("torch")
+    if spec is None or spec.origin is None:
+        return []
+    site = Path(spec.origin).parents[1]
+    found = []
+    for pattern in DLOPENED:
+        for path in sorted(site.glob(pattern)):
+            if not any(fnmatch.fnmatch(str(path.relative_to(site)), p) for p in PRUNE):
+                found.append((str(path), str(path.parent.relative_to(site))))
+    return found
+
+
 def hidden_imports() -> list[str]:
     """The torchvision extensions above, plus every explorer module (the CLI imports most lazily)."""
     modules = list(HIDDEN_IMPORTS)

@@ -39,6 +39,17 @@ def test_torchvisions_ops_libraries_are_hidden_imports_and_exist():
         assert importlib.util.find_spec("torchvision._C") is None
 
 
+def test_nvrtcs_dlopened_builtins_go_in_with_a_cuda_torch():
+    import torch
+    found = bundle.extra_binaries()
+    site = Path(torch.__file__).parents[1]
+    on_disk = sorted(site.glob("nvidia/cu13/lib/libnvrtc-builtins.so.*"))
+    # NVRTC opens this library by name when it compiles a kernel; PyInstaller cannot see that.
+    assert found == [(str(p), "nvidia/cu13/lib") for p in on_disk if ".alt." not in p.name]
+    if torch.version.cuda and (site / "nvidia" / "cu13").is_dir():
+        assert found, "a CUDA torch whose NVRTC builtins would be missing from the bundle"
+
+
 def test_every_explorer_module_is_a_hidden_import():
     hidden = set(bundle.hidden_imports())
     for module in ("explorer.cli", "explorer.selftest", "explorer.platform_check", "explorer.ui.main_window",
@@ -111,7 +122,7 @@ def test_pruning_drops_tools_and_extras_and_keeps_what_torch_links():
 def test_each_spec_takes_its_content_from_bundle_py(spec):
     source = spec.read_text(encoding="utf-8")
     ast.parse(source)
-    for needed in ("hiddenimports=bundle.hidden_imports()", "excludes=bundle.EXCLUDES", "datas=bundle.datas()",
+    for needed in ("binaries=bundle.extra_binaries()", "hiddenimports=bundle.hidden_imports()", "excludes=bundle.EXCLUDES", "datas=bundle.datas()",
                    "a.binaries = bundle.pruned(a.binaries)"):
         assert needed in source, f"{spec.name} in {spec.parent.name}: {needed}"
 
