@@ -72,11 +72,11 @@ def check_nms() -> str:
     """torchvision's compiled operators are loaded from a separate library (``_C_stable``) that a
     bundle can silently lose; nms fails then with 'operator torchvision::nms does not exist'."""
     import torch
-    import torchvision
 
     boxes = torch.tensor([[0.0, 0.0, 10.0, 10.0], [1.0, 1.0, 10.0, 10.0], [20.0, 20.0, 30.0, 30.0]])
     scores = torch.tensor([0.9, 0.8, 0.7])
     try:
+        import torchvision     # without the library, importing torchvision already fails with the same error
         keep = torchvision.ops.nms(boxes, scores, 0.5).tolist()
     except RuntimeError as e:
         raise CheckFailed(f"torchvision's compiled operators are missing ({str(e).splitlines()[0]})") from None
