@@ -38,6 +38,10 @@ def _add_input_options(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog=PROG, description="See what convolutional networks do. With no command, opens the window.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    parser.add_argument("--self-test", action="store_true",
+                        help="check this installation (resources, torch, torchvision's compiled ops, the examples, "
+                             "the walkthrough and the window) and exit 0 if all is well")
+    parser.add_argument("--screenshot", metavar="PATH", help="with --self-test: save a picture of the window to PATH")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser)
 
     run = sub.add_parser("run", help="run a stack on an input and write every layer's output to a folder")
@@ -243,6 +247,13 @@ def _print_walkthrough(summary: dict, out: str, device) -> None:
 
 
 def cmd_gui(args) -> int:
+    # Before Qt is even imported: a missing X11 library or no display gets one paragraph and exit 2,
+    # not Qt's abort ("could not load the Qt platform plugin").
+    from explorer.platform_check import check_gui_platform
+    problem = check_gui_platform()
+    if problem is not None:
+        print(f"{PROG}: {problem.message}", file=sys.stderr)
+        return 2
     from explorer.ui.app import run_app
     return run_app(args)
 
@@ -292,7 +303,13 @@ def main(argv: list[str] | None = None) -> int:
     from explorer.core.weights import WeightsError
     from explorer import cli_insight
 
+    if args.screenshot and not args.self_test:
+        print(f"{PROG}: --screenshot only goes with --self-test (see {PROG} --help)", file=sys.stderr)
+        return 2
     try:
+        if args.self_test:
+            from explorer.selftest import run_self_test
+            return run_self_test(args.screenshot)
         if args.command == "run":
             return cmd_run(args)
         if args.command == "shapes":

@@ -50,8 +50,22 @@ def make_application(argv: list[str] | None = None) -> QApplication:
     app = QApplication.instance() or QApplication(argv or sys.argv[:1])
     app.setOrganizationName("FeatureMapExplorer")
     app.setApplicationName("Feature Map Explorer")
+    app.setDesktopFileName("feature-map-explorer")     # matches the .desktop entry the installers add
+    app.setWindowIcon(application_icon())
     configure_pyqtgraph()
     return app
+
+
+def application_icon():
+    """The project's icon (resources/icons) at every size it is drawn in, for windows and the taskbar."""
+    from PySide6.QtGui import QIcon
+    from explorer.core.resources import resource_path
+    icon = QIcon()
+    for size in (16, 24, 32, 48, 64, 128, 256, 512):
+        path = resource_path("icons", f"feature-map-explorer-{size}.png")
+        if path.is_file():
+            icon.addFile(str(path))
+    return icon
 
 
 def source_from_args(args) -> InputSource | None:

@@ -241,7 +241,11 @@ class MainWindow(QMainWindow):
         self.insight = InsightLauncher(self, bar.addMenu("&Insight"))
 
         help_menu = bar.addMenu("&Help")
-        self._action(help_menu, "About", lambda: dialogs.show_info(self, "About", _about_text()))
+        self.about_action = self._action(help_menu, "About", self.show_about)
+
+    def show_about(self):
+        from explorer.ui.about import show_about
+        return show_about(self)
 
     def _build_status_bar(self) -> None:
         self.device_status = QLabel()
@@ -683,8 +687,3 @@ class MainWindow(QMainWindow):
         self.insight.close_all()
         event.accept()
 
-
-def _about_text() -> str:
-    from explorer import __version__
-    return (f"{APP_NAME} {__version__}\nStack layers, run them through torch {torch.__version__}, "
-            "and see every channel of every layer.")
