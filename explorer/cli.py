@@ -63,6 +63,9 @@ def build_parser() -> argparse.ArgumentParser:
     walk.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps")
     walk.add_argument("--out", required=True, metavar="DIR", help="folder for summary.json and one .png per 4-D stage")
 
+    from explorer.cli_train import add_train_parser
+    add_train_parser(sub)
+
     sub.add_parser("samples", help="list the built-in sample images")
     sub.add_parser("examples", help="list the built-in example stacks")
 
@@ -238,6 +241,9 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_shapes(args)
         if args.command == "walkthrough":
             return cmd_walkthrough(args)
+        if args.command == "train":
+            from explorer.cli_train import cmd_train
+            return cmd_train(args)
         if args.command == "samples":
             from explorer.core.inputs import list_samples
             _print_list(list_samples())

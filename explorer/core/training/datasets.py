@@ -119,7 +119,7 @@ def _xo(input_spec: InputSpec, seed: int, train: int = XO_TRAIN, test: int = XO_
     train_x, train_y = make_xo(train, size, channels, seed * 2)
     test_x, test_y = make_xo(test, size, channels, seed * 2 + 1)
     return Dataset("xo", "xo", list(XO_CLASSES), Split(train_x, train_y), Split(test_x, test_y),
-                   source="xo (generated)")
+                   source="xo")
 
 
 # ---------------------------------------------------------------- CIFAR-10

@@ -238,6 +238,7 @@ class Snapshot:
 class EpochInfo:
     record: EpochRecord
     evaluation: Evaluation
+    states: dict[str, dict[str, torch.Tensor]]   # the weights at the end of this epoch
     snapshot: Snapshot | None            # None when the history budget skips this epoch
 
 
@@ -332,7 +333,7 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, num_c
     finally:
         model.train(was_training)
     per_row = confusion.sum(1)
-    per_class = [float(confusion[i, i] / per_row[i]) if per_row[i] else None for i in range(num_classes)]
+    per_class = [int(confusion[i, i]) / int(per_row[i]) if per_row[i] else None for i in range(num_classes)]
     correct = int(confusion.diagonal().sum())
     return Evaluation(total_loss / max(1, n), correct / max(1, n), confusion, per_class, wrong)
 
@@ -451,7 +452,7 @@ def train(stack: Stack, data: Dataset, settings: TrainSettings, control: TrainCo
             if snap is not None:
                 snapshots.append(snap)
             if on_epoch is not None:
-                on_epoch(EpochInfo(record, evaluation, snap))
+                on_epoch(EpochInfo(record, evaluation, last_good, snap))
             if status == "stopped":
                 break
         states = last_good if status == "nan" else model.layer_states()
