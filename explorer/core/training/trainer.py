@@ -210,7 +210,7 @@ class EpochRecord:
     test_accuracy: float
     seconds: float
     samples_per_second: float
-    lr: float
+    lr: float                 # the learning rate of the epoch's last step
 
     def to_json(self) -> dict:
         return {"epoch": self.epoch, "train_loss": self.train_loss, "train_accuracy": self.train_accuracy,
@@ -414,6 +414,7 @@ def train(stack: Stack, data: Dataset, settings: TrainSettings, control: TrainCo
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
+                lr_used = opt.param_groups[0]["lr"]
                 if sched is not None:
                     sched.step()
                 losses.append(value)
@@ -440,8 +441,7 @@ def train(stack: Stack, data: Dataset, settings: TrainSettings, control: TrainCo
             model.train()
             last_eval = evaluation
             record = EpochRecord(epoch, float(loss_sum) / seen, int(correct) / seen, evaluation.loss,
-                                 evaluation.accuracy, seconds, seen / max(1e-9, seconds),
-                                 opt.param_groups[0]["lr"])
+                                 evaluation.accuracy, seconds, seen / max(1e-9, seconds), lr_used)
             if status == "stopped":
                 # A stopped epoch is a partial one: its numbers are kept, its weights are the result.
                 record_note = f"Stopped during epoch {epoch} after {seen} of {n} images."
