@@ -237,6 +237,8 @@ class MainWindow(QMainWindow):
             view.addAction(dock.toggleViewAction())
 
         self.walkthroughs = WalkthroughLauncher(self, bar.addMenu("&Models"))
+        from explorer.ui.training import install_train_menu
+        self.training = install_train_menu(self, bar.addMenu("&Train"))
 
         help_menu = bar.addMenu("&Help")
         self._action(help_menu, "About", lambda: dialogs.show_info(self, "About", _about_text()))
@@ -677,6 +679,7 @@ class MainWindow(QMainWindow):
         self.finish_autosave()      # then nothing writes the file after it is removed
         remove_autosave(autosave_path())
         self.runner.shutdown()
+        self.training.shutdown()
         self.walkthroughs.close_all()
         event.accept()
 

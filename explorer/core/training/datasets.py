@@ -109,7 +109,8 @@ def make_xo(count: int, size: tuple[int, int] = XO_DEFAULT_SIZE, channels: int =
     return images, labels
 
 
-def _xo(input_spec: InputSpec, seed: int, train: int = XO_TRAIN, test: int = XO_TEST) -> Dataset:
+def _xo(input_spec: InputSpec, seed: int) -> Dataset:
+    train, test = XO_TRAIN, XO_TEST       # read at call time: tests shrink them
     size = input_spec.size or XO_DEFAULT_SIZE
     channels = input_spec.channels or 1
     if min(size) < 8:

@@ -342,9 +342,11 @@ def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, num_c
 def train(stack: Stack, data: Dataset, settings: TrainSettings, control: TrainControl | None = None,
           on_step: Callable[[StepInfo], None] | None = None,
           on_epoch: Callable[[EpochInfo], None] | None = None,
-          history_budget: int = HISTORY_BUDGET) -> TrainResult:
+          history_budget: int = HISTORY_BUDGET,
+          on_start: Callable[[list[Snapshot], list[str]], None] | None = None) -> TrainResult:
     """Trains a copy of the stack's modules; the stack itself is not changed (see ``apply_states``).
-    Raises TrainError before anything runs when the settings or the stack do not fit."""
+    Raises TrainError before anything runs when the settings or the stack do not fit. ``on_start`` gets
+    the step-0 snapshot (an empty list when the history budget keeps none) and the notes so far."""
     settings.check()
     control = control or TrainControl()
     num_classes = len(data.classes)
@@ -375,6 +377,8 @@ def train(stack: Stack, data: Dataset, settings: TrainSettings, control: TrainCo
         if note:
             notes.append(note)
         snapshots = [Snapshot(0, 0, start_states)] if 0 in keep_epochs else []
+        if on_start is not None:
+            on_start(list(snapshots), list(notes))
         last_good = start_states          # weights at the end of the last finished epoch
         records: list[EpochRecord] = []
         losses: list[float] = []
