@@ -31,8 +31,13 @@ class TrainLauncher:
             self.dock = QDockWidget("Train", w)
             self.dock.setObjectName("trainDock")
             self.dock.setWidget(self.panel)
-            w.addDockWidget(Qt.BottomDockWidgetArea, self.dock)
-            w.resizeDocks([self.dock], [330], Qt.Vertical)
+            bottom = getattr(w, "bottom_dock", None)
+            if bottom is not None and not bottom.isFloating() and bottom.isVisible():
+                # A tab beside Shapes and model: the curves get the window's whole width.
+                w.tabifyDockWidget(bottom, self.dock)
+            else:
+                w.addDockWidget(Qt.BottomDockWidgetArea, self.dock)
+            w.resizeDocks([self.dock], [360], Qt.Vertical)
         self.dock.show()
         self.dock.raise_()
         return self.panel

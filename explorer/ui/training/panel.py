@@ -26,7 +26,7 @@ from explorer.core.training.trainer import TrainSettings, apply_states
 from explorer.ui.document import StackDocument
 from explorer.ui.training.worker import TrainController
 
-SMOOTHING = 0.9          # exponential moving average of the step losses drawn as the bold line
+SMOOTHING = 0.8          # exponential moving average of the step losses drawn as the bold line
 GALLERY_ICON = 56
 XO = "xo"
 
@@ -232,7 +232,7 @@ class TrainPanel(QWidget):
         row.setContentsMargins(4, 4, 4, 4)
         left_widget = QWidget()
         left_widget.setLayout(left)
-        left_widget.setMaximumWidth(330)
+        left_widget.setMaximumWidth(370)
         row.addWidget(left_widget)
         row.addLayout(middle, 3)
         row.addWidget(self.results, 2)
@@ -277,7 +277,8 @@ class TrainPanel(QWidget):
     def _pause_toggled(self, paused: bool) -> None:
         if paused:
             self.controller.pause()
-            self._set_status("Paused between two steps; press Pause again to go on.")
+            last = self.status.text() if self.controller.busy and self._losses else ""
+            self._set_status("Paused between two steps (press Resume to go on)." + (f" {last}" if last else ""))
         else:
             self.controller.resume()
         self.pause_button.setText("Resume" if paused else "Pause")
