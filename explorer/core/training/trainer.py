@@ -28,7 +28,7 @@ OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("none", "step", "cosine")
 HISTORY_BUDGET = 48 * 1024 * 1024     # bytes of weight snapshots kept (step 0 and each epoch)
 MISCLASSIFIED_KEPT = 48
-LIVE_SECONDS = 0.25                   # how often on_step carries the current weights for the live views
+LIVE_SECONDS = 0.33                   # how often on_step carries the current weights for the live views (3 a second)
 
 
 class TrainError(ValueError):

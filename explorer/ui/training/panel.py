@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDoubleSpinBox, QFi
 from explorer.core.input_source import InputSource
 from explorer.core.training.trainer import TrainSettings, apply_states
 from explorer.ui.document import StackDocument
-from explorer.ui.training.worker import TrainController
+from explorer.ui.training.worker import TrainController, warm_up_optimisers
 
 SMOOTHING = 0.8          # exponential moving average of the step losses drawn as the bold line
 GALLERY_ICON = 56
@@ -65,6 +65,7 @@ class TrainPanel(QWidget):
         self._device = device
         self._set_input = set_input
         self.controller = TrainController(self)
+        self._warm_up = warm_up_optimisers()
         self._base = None                 # the real stack when training started
         self._data = None                 # Dataset of the current run
         self._snapshots = []              # weights history of the last run
@@ -378,7 +379,9 @@ class TrainPanel(QWidget):
         self.loss_smooth.setData(steps, np.asarray(self._smoothed))
         info = batch.info
         if info is not None:
-            self.progress.setValue(round(1000 * info.step / info.total_steps))
+            value = round(1000 * info.step / info.total_steps)
+            if value != self.progress.value():
+                self.progress.setValue(value)
             self.progress.setFormat(f"epoch {info.epoch}/{self._settings.epochs} · step {info.step}/{info.total_steps}")
             remaining = info.elapsed / info.step * (info.total_steps - info.step)
             if not self.controller.paused:
