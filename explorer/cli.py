@@ -67,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     walk.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps")
     walk.add_argument("--out", required=True, metavar="DIR", help="folder for summary.json and one .png per 4-D stage")
 
+    from explorer.cli_train import add_train_parser
+    add_train_parser(sub)
     from explorer import cli_insight
     cli_insight.add_parsers(sub)     # top-patches, visualize, attribute
 
@@ -316,6 +318,9 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_shapes(args)
         if args.command == "walkthrough":
             return cmd_walkthrough(args)
+        if args.command == "train":
+            from explorer.cli_train import cmd_train
+            return cmd_train(args)
         if args.command in cli_insight.COMMANDS:
             return cli_insight.run(args)
         if args.command == "samples":

@@ -74,6 +74,7 @@ class StackDocument(QObject):
         self.input_shape: tuple[int, ...] = (1, 3, 32, 32)   # kept current by the window, for sizing new layers
         self.undo_stack = QUndoStack(self)
         self.undo_stack.cleanChanged.connect(self._clean_changed)
+        self._preview_base: Stack | None = None   # the real stack while a preview is shown
 
     def _clean_changed(self, clean: bool) -> None:
         self.dirty_changed.emit(not clean)
@@ -94,6 +95,7 @@ class StackDocument(QObject):
 
     def replace(self, stack: Stack, path: Path | None = None) -> None:
         """New or opened stack: a fresh start, history cleared."""
+        self._preview_base = None
         self.undo_stack.clear()
         self.path = Path(path) if path else None
         self.stack = stack
@@ -125,7 +127,38 @@ class StackDocument(QObject):
 
     def _push(self, text: str, after: Stack, first_index: int, merge_key: tuple | None = None,
               select: int | None = None) -> None:
+        if self._preview_base is not None:
+            # An edit ends a preview: its undo step leads back to the real stack, not the preview.
+            self.stack, self._preview_base = self._preview_base, None
         self.undo_stack.push(StackEdit(self, text, after, first_index, merge_key, select))
+
+    # ------------------------------------------------------------ previews (training)
+    @property
+    def previewing(self) -> bool:
+        return self._preview_base is not None
+
+    @property
+    def real_stack(self) -> Stack:
+        """The stack as edited, also while a preview is shown."""
+        return self._preview_base if self._preview_base is not None else self.stack
+
+    def preview(self, stack: Stack) -> None:
+        """Shows ``stack`` in every view without an undo step (training's live weights, a moment of the
+        weights history). ``end_preview`` or any edit goes back to the real stack."""
+        if self._preview_base is None:
+            self._preview_base = self.stack
+        self.stack = stack
+        self.changed.emit(0)
+
+    def end_preview(self) -> None:
+        if self._preview_base is not None:
+            self.stack, self._preview_base = self._preview_base, None
+            self.changed.emit(0)
+
+    def set_weights(self, after: Stack, text: str) -> None:
+        """Replaces the stack by ``after`` (the same layers with other ``state``) as one undo step:
+        training results, kept history weights, reset weights."""
+        self._push(text, after, 0)
 
     # ------------------------------------------------------------ edits
     def set_arg(self, index: int, key: str, value: Any) -> None:

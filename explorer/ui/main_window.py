@@ -237,6 +237,8 @@ class MainWindow(QMainWindow):
             view.addAction(dock.toggleViewAction())
 
         self.walkthroughs = WalkthroughLauncher(self, bar.addMenu("&Models"))
+        from explorer.ui.training import install_train_menu
+        self.training = install_train_menu(self, bar.addMenu("&Train"))
         from explorer.ui.insight.launcher import InsightLauncher
         self.insight = InsightLauncher(self, bar.addMenu("&Insight"))
 
@@ -683,6 +685,7 @@ class MainWindow(QMainWindow):
         self.finish_autosave()      # then nothing writes the file after it is removed
         remove_autosave(autosave_path())
         self.runner.shutdown()
+        self.training.shutdown()
         self.walkthroughs.close_all()
         self.insight.close_all()
         event.accept()
