@@ -232,6 +232,14 @@ class NumberGrid(QTableWidget):
         self.step_cell(index.row(), index.column(), delta / 120.0, event.modifiers())
         event.accept()
 
+    def event(self, event) -> bool:
+        # Ctrl+V and Ctrl+C are window shortcuts too ('Paste image'): in the grid they are its own.
+        if event.type() == QEvent.Type.ShortcutOverride and (
+                event.matches(QKeySequence.StandardKey.Paste) or event.matches(QKeySequence.StandardKey.Copy)):
+            event.accept()
+            return True
+        return super().event(event)
+
     def keyPressEvent(self, event) -> None:
         if event.matches(QKeySequence.StandardKey.Paste):
             self.paste_text(QGuiApplication.clipboard().text())

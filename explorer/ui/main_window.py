@@ -45,6 +45,19 @@ def default_stack() -> Stack:
     return load_example("default")
 
 
+def redo_keys() -> list[QKeySequence]:
+    """The platform's Redo keys plus Ctrl+Shift+Z and Ctrl+Y, each once: a key bound twice is an
+    'ambiguous shortcut' to Qt, and then it does nothing at all."""
+    keys, seen = [], set()
+    for key in [*QKeySequence.keyBindings(QKeySequence.StandardKey.Redo),
+                QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")]:
+        text = key.toString(QKeySequence.SequenceFormat.PortableText)
+        if text and text not in seen:
+            seen.add(text)
+            keys.append(key)
+    return keys
+
+
 def autosave_path() -> Path:
     folder = Path(QStandardPaths.writableLocation(QStandardPaths.AppDataLocation) or Path.home() / ".feature-map-explorer")
     folder.mkdir(parents=True, exist_ok=True)
@@ -188,7 +201,7 @@ class MainWindow(QMainWindow):
         undo = self.document.undo_stack.createUndoAction(self, "&Undo")
         undo.setShortcut(QKeySequence.Undo)
         redo = self.document.undo_stack.createRedoAction(self, "&Redo")
-        redo.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence.Redo])
+        redo.setShortcuts(redo_keys())
         edit.addAction(undo)
         edit.addAction(redo)
         self.undo_action, self.redo_action = undo, redo
