@@ -3,6 +3,7 @@ It holds no layer logic; everything it shows comes from explorer.core."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import replace
@@ -35,6 +36,7 @@ from explorer.ui.shapes_view import ShapesView
 from explorer.ui.walkthrough_window import WalkthroughLauncher
 from explorer.ui.workers import RunController, RunReply
 
+log = logging.getLogger("explorer")
 APP_NAME = "Feature Map Explorer"
 RECENT_LIMIT = 8
 AUTOSAVE_MS = 15_000
@@ -319,11 +321,12 @@ class MainWindow(QMainWindow):
         self._shapes_key = key
         rows = infer_shapes(self.document.stack, shape)
         self.layer_panel.set_shapes(rows)
-        self.shapes_view.set_rows(rows, len(self.document.stack.layers))
+        self.shapes_view.set_rows(rows, len(self.document.stack.layers), problems=self.layer_panel.problems())
 
     def _stack_changed(self, first_index: int) -> None:
         stack = self.document.stack
         self._update_shapes()
+        self.shapes_view.set_problems(self.layer_panel.problems())   # run errors of changed layers are gone
         self._update_model_view()
         self.input_panel.set_input_spec(stack.input)
         self.train_action.blockSignals(True)
@@ -356,19 +359,23 @@ class MainWindow(QMainWindow):
                 self._submit()
             return
         if reply.error:
-            self.show_problem(reply.error)
+            # A background run nobody asked about by name: its failure goes where the other problems
+            # are (banner, status bar, log), never into a dialog; a burst of edits stacked dozens.
             if reply.details:
-                dialogs.show_error(self, "Something went wrong", reply.error, reply.details)
-            return
+                log.error("Run failed\n%s", reply.details)
+            self.show_problem(reply.error)
+            if reply.result is None:
+                return
         source_changed = reply.request.source != self.source
         shape_before = self._input_shape()
         self.source, self.batch, self.result = reply.request.source, reply.batch, reply.result
-        if source_changed:
+        if source_changed and not reply.error:
             self.banner.setVisible(False)
         self.input_panel.set_batch(reply.batch, reply.request.source, reply.batch_count)
         self.last_run_ms = (time.perf_counter() - self._submitted_at) * 1000
         errors = {r.index: r.error for r in reply.result.layers if r.error}
         self.layer_panel.set_run_errors(errors)
+        self.shapes_view.set_problems(self.layer_panel.problems())
         display = reply.display
         if display is not None and display.layer_index < len(reply.result.layers):
             self.feature_view.prime(reply.result.layers[display.layer_index].output, display)

@@ -87,3 +87,98 @@ def test_paste_in_the_kernel_grid_pastes_numbers_not_an_image(make_window, qtbot
     weight = window.document.stack.layers[0].state["weight"]
     assert weight[0, 0, :2, :2].tolist() == [[7, 8], [9, 10]]
     assert not window.banner.isVisible()
+
+
+# ---------------------------------------------------------------- errors in place, not in dialogs
+def test_failing_background_runs_open_no_dialog_and_say_why_in_the_window(make_window, monkeypatch, qtbot):
+    """A display step failing in the worker opened one modal dialog per run; a burst of edits stacked
+    them. (make_window fails the test on any error dialog.)"""
+    from explorer.ui import workers
+
+    window = make_window()
+
+    def broken(*_a, **_k):
+        raise ValueError("min() arg is an empty sequence")
+
+    monkeypatch.setattr(workers, "prepare_display", broken)
+    for k in (3, 5, 7, 9, 11):                     # a burst of fast edits
+        window.document.set_arg(0, "kernel_size", k)
+    settle(window)
+    assert window.banner.isVisible()
+    assert "min() arg is an empty sequence" in window.banner.text()
+    # The run itself worked: its result is what the window holds now.
+    assert window.result.layers[0].output_shape == (1, 6, 246, 246)
+    assert "Ran 3 layers" in window.time_status.text()
+
+
+def test_unexpected_errors_show_one_dialog_at_a_time(make_window, monkeypatch, qtbot):
+    """sys.excepthook used to open one modal dialog per error, stacked; from a worker thread its
+    QTimer never fired at all."""
+    import sys
+    import threading
+
+    from explorer.ui import app, dialogs
+
+    window = make_window()
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)
+    monkeypatch.setattr(threading, "excepthook", threading.excepthook)
+    shown = []
+
+    def show_error(parent, title, text, details=""):
+        shown.append(text)
+        if len(shown) == 1:              # while this one is open, three more errors arrive
+            for i in range(3):
+                try:
+                    raise RuntimeError(f"again {i}")
+                except RuntimeError:
+                    sys.excepthook(*sys.exc_info())
+            qtbot.wait(50)               # the modal dialog's own event loop runs them
+
+    monkeypatch.setattr(dialogs, "show_error", show_error)
+    app.install_error_hooks(lambda: window)
+
+    def fail_in_a_thread():
+        raise KeyError("from a worker")
+
+    thread = threading.Thread(target=fail_in_a_thread)
+    thread.start()
+    thread.join()
+    qtbot.waitUntil(lambda: len(shown) == 1, timeout=2000)
+    qtbot.wait(100)
+    assert len(shown) == 1 and "KeyError: 'from a worker'" in shown[0]
+    assert window.banner.isVisible() and window.banner.text().startswith("3 more unexpected errors")
+
+
+def test_a_layer_row_and_the_shapes_table_give_the_same_reason(make_window):
+    """The row said 'ran out of memory' (an older run) while the Shapes tab said 'needs an
+    image-shaped input' (the stack as it is now)."""
+    import dataclasses
+
+    from explorer.core.engine import run_stack
+    from explorer.ui.shapes_view import COL_OUTPUT
+    from explorer.ui.workers import RunReply
+
+    window = make_window()
+    # A run that found pool1 out of memory, as the worker reports it.
+    result = run_stack(window.document.stack, window.batch.tensor, "cpu")
+    result.layers[2] = dataclasses.replace(result.layers[2], error="MaxPool2d 'pool1' ran out of memory.",
+                                           output=None)
+    request = _last_request(window)
+    window._run_finished(RunReply(request.generation, request, window.batch, result=result))
+    shapes = window.shapes_view.model
+    assert window.layer_panel.model.error(2) == "MaxPool2d 'pool1' ran out of memory."
+    assert shapes.data(shapes.index(2, COL_OUTPUT)) == "MaxPool2d 'pool1' ran out of memory."
+    # A Flatten before pool1: now it cannot run for another reason, and both say that one.
+    window.document.add_layer("Flatten", position=1)
+    reason = window.layer_panel.model.error(3)
+    assert reason and "out of memory" not in reason
+    assert shapes.data(shapes.index(3, COL_OUTPUT)) == reason
+    assert window.layer_panel.problems() == {i: shapes.data(shapes.index(i, COL_OUTPUT))
+                                            for i in range(shapes.rowCount())
+                                            if shapes.data(shapes.index(i, 0), Qt.ItemDataRole.UserRole) == "error"}
+
+
+def _last_request(window):
+    from explorer.ui.workers import RunRequest
+    return RunRequest(window.runner.latest_generation, window.document.stack.copy(), window.source,
+                      window.document.stack.input, "cpu")
