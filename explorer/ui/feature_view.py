@@ -37,6 +37,7 @@ from explorer.core.stats import LayerStats, layer_stats
 from explorer.ui.channel_view import ChannelView
 from explorer.ui.stats_view import ACCENT, StatsView, format_value
 from explorer.ui.vector_view import VectorView
+from explorer.ui.spin_boxes import CheckedSpinBox
 
 pg.setConfigOptions(imageAxisOrder="row-major")
 
@@ -430,7 +431,7 @@ class FeatureView(QtWidgets.QWidget):
         self.cmap_combo = _combo("cmapCombo",
                                  [(n, COLORMAP_LABELS.get(n, n)) for n in colormap_names()],
                                  "Colour map")
-        self.channel_spin = QtWidgets.QSpinBox()
+        self.channel_spin = CheckedSpinBox(label="Channel")
         self.channel_spin.setObjectName("channelSpin")
         self.channel_spin.setToolTip("Selected channel (click a tile or use the arrow keys)")
         self.channel_spin.setMinimumWidth(64)

@@ -182,3 +182,50 @@ def _last_request(window):
     from explorer.ui.workers import RunRequest
     return RunRequest(window.runner.latest_generation, window.document.stack.copy(), window.source,
                       window.document.stack.input, "cpu")
+
+
+# ---------------------------------------------------------------- numbers refused at the field
+def type_into(qtbot, spin, text: str) -> None:
+    spin.setFocus()
+    spin.selectAll()
+    qtbot.keyClicks(spin.lineEdit(), text)
+    qtbot.keyClick(spin.lineEdit(), Qt.Key.Key_Return)
+
+
+def test_resize_refuses_99999_instead_of_taking_999(make_window, qtbot):
+    window = make_window()
+    panel = window.input_panel
+    panel.resize_check.setChecked(True)
+    settle(window)
+    assert window.document.stack.input.size == (32, 32)
+    type_into(qtbot, panel.resize_h, "99999")
+    settle(window)
+    assert window.document.stack.input.size == (32, 32)
+    assert panel.resize_h.value() == 32
+    assert panel.error_label.isVisibleTo(panel)
+    assert panel.error_label.text() == "Resize height can be at most 8,192, not 99999; it stays 32."
+    type_into(qtbot, panel.resize_h, "0")
+    assert panel.error_label.text() == "Resize height must be at least 1, not 0; it stays 32."
+    type_into(qtbot, panel.resize_h, "64")
+    settle(window)
+    assert window.document.stack.input.size == (64, 32)
+    assert not panel.error_label.isVisibleTo(panel)
+
+
+def test_index_fields_refuse_a_number_past_the_end_with_a_sentence_at_the_field(make_window, qtbot):
+    """The kernel editor's filter, the feature view's channel, the probe's channel: typing 99 with 6
+    channels showed 9 (the second 9 was dropped) and went there."""
+    window = make_window()
+    window.document.select(0)
+    window.layer_tabs.setCurrentWidget(window.kernel_editor)
+    for spin, name in ((window.kernel_editor.out_spin, "Filter"), (window.feature_view.channel_spin, "Channel")):
+        assert spin.maximum() == 5
+        before = spin.value()
+        with qtbot.waitSignal(spin.refused, timeout=1000) as blocker:
+            type_into(qtbot, spin, "99")
+        assert blocker.args[0] == f"{name} can be at most 5, not 99; it stays {before}."
+        assert spin.value() == before and spin.problem == blocker.args[0]
+        assert blocker.args[0] in spin.toolTip()
+        type_into(qtbot, spin, "4")
+        assert spin.value() == 4 and spin.problem == "" and "99" not in spin.toolTip()
+    assert window.feature_view.selected_channel == 4
