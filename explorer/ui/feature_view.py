@@ -907,3 +907,9 @@ class FeatureView(QtWidgets.QWidget):
         low, high = self._grid.lows[index], self._grid.highs[index]
         what = f"Batch item {index}" if self._mode == "batch" else f"Channel {index}"
         self.hover_label.setText(f"{what}: range {format_value(low)} .. {format_value(high)}")
+
+    def show_problem(self, text: str) -> None:
+        """What keeps every layer from being shown (an input that cannot be read), in place of the maps."""
+        self.set_layer(None)
+        self.message_label.setText(text)
+        self.message_label.setStyleSheet("color: #d03c3c;")

@@ -85,6 +85,7 @@ class MainWindow(QMainWindow):
         self.last_run_ms: float | None = None
         self._submitted_at = 0.0
         self._model_view_stale = True
+        self._input_problem: str | None = None           # why nothing could run at all (the input)
         self._autosaved: tuple | None = None
         self._autosave_thread: threading.Thread | None = None
 
@@ -357,7 +358,12 @@ class MainWindow(QMainWindow):
             if self.source is not None and reply.request.source != self.source:
                 self.requested_source = self.source      # keep the previous input
                 self._submit()
+            elif self.result is None:                    # nothing to fall back on: say so in the view
+                self._input_problem = (f"There is no input to run the stack on. {reply.input_error} "
+                                       "Open an image, pick a sample or drop a file on the window.")
+                self._selection_changed(self.document.selected)
             return
+        self._input_problem = None
         if reply.error:
             # A background run nobody asked about by name: its failure goes where the other problems
             # are (banner, status bar, log), never into a dialog; a burst of edits stacked dozens.
@@ -397,6 +403,9 @@ class MainWindow(QMainWindow):
             self.progress.setVisible(False)
 
     def _selection_changed(self, index: int) -> None:
+        if self.result is None and self._input_problem:
+            self.feature_view.show_problem(self._input_problem)
+            return
         result = None
         if self.result is not None and 0 <= index < len(self.result.layers):
             result = self.result.layers[index]

@@ -229,3 +229,22 @@ def test_index_fields_refuse_a_number_past_the_end_with_a_sentence_at_the_field(
         type_into(qtbot, spin, "4")
         assert spin.value() == 4 and spin.problem == "" and "99" not in spin.toolTip()
     assert window.feature_view.selected_channel == 4
+
+
+# ---------------------------------------------------------------- a bad input at start
+def test_an_unreadable_image_at_start_is_named_in_the_feature_view(make_window, tmp_path):
+    from explorer.core.input_source import InputSource
+
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 40)
+    window = make_window(source=InputSource.image(broken))
+    settle(window)
+    assert window.document.selected == 0 and window.result is None
+    message = window.feature_view.message
+    assert message.startswith("There is no input to run the stack on.") and "broken.png" in message
+    assert "Select a layer" not in message
+    window.document.select(2)                      # another layer: still the same reason
+    assert window.feature_view.message == message
+    window.set_source(InputSource.sample("astronaut"))
+    settle(window)
+    assert window.result.ok and window.feature_view.message is None
