@@ -38,6 +38,8 @@ from explorer.ui.channel_view import ChannelView
 from explorer.ui.stats_view import ACCENT, StatsView, format_value
 from explorer.ui.vector_view import VectorView
 from explorer.ui.spin_boxes import CheckedSpinBox
+from explorer.ui.flow_layout import flow_row
+from explorer.ui.elided_label import ElidedLabel
 
 pg.setConfigOptions(imageAxisOrder="row-major")
 
@@ -214,7 +216,7 @@ class FeatureGrid(pg.GraphicsView):
         super().__init__(parent)
         self.setObjectName("featureGrid")
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
-        self.setMinimumSize(260, 220)
+        self.setMinimumSize(160, 120)
         self.view_box = pg.ViewBox(lockAspect=True, invertY=True, enableMenu=True)
         self.setCentralItem(self.view_box)
         self.image_item = _GridImage(self._clicked)
@@ -410,14 +412,17 @@ class FeatureView(QtWidgets.QWidget):
         outer.setSpacing(4)
         outer.addLayout(self._toolbar)
         outer.addWidget(self.splitter, 1)
-        self.setMinimumSize(560, 420)
+        # Usable on a 1024x600 screen with every dock open; the height follows the toolbar rows.
+        self.setMinimumWidth(300)
         self.set_layer(None)
 
     # ------------------------------------------------------------------ construction
 
     def _build_toolbar(self) -> None:
-        bar = QtWidgets.QHBoxLayout()
-        bar.setSpacing(6)
+        # The choices wrap onto a second row in a narrow window (a 1024-pixel screen with both
+        # docks open) instead of setting the window's minimum width.
+        bar_box, bar = flow_row()
+        bar_box.setObjectName("featureToolbar")
         self.mode_combo = _combo("modeCombo", [(m, MODE_LABELS[m]) for m in MODES],
                                  "What the grid shows:\n"
                                  "All channels: every channel of one batch item\n"
@@ -440,25 +445,29 @@ class FeatureView(QtWidgets.QWidget):
         self.info_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
 
         def labelled(text: str, w: QtWidgets.QWidget) -> None:
+            pair = QtWidgets.QWidget()
+            row = QtWidgets.QHBoxLayout(pair)
+            row.setContentsMargins(0, 0, 6, 0)
+            row.setSpacing(6)
             label = QtWidgets.QLabel(text)
             label.setBuddy(w)
-            bar.addWidget(label)
-            bar.addWidget(w)
-            bar.addSpacing(6)
+            row.addWidget(label)
+            row.addWidget(w)
+            bar.addWidget(pair)
 
         labelled("&Show:", self.mode_combo)
         labelled("&Normalise:", self.norm_combo)
         labelled("C&olours:", self.cmap_combo)
         labelled("C&hannel:", self.channel_spin)
-        bar.addStretch(1)
         info_font = self.info_label.font()
         info_font.setBold(True)
         self.info_label.setFont(info_font)
         self.info_label.setContentsMargins(2, 0, 2, 0)
+        self.info_label.setWordWrap(True)      # a long layer name wraps instead of widening the window
         header = QtWidgets.QVBoxLayout()
         header.setSpacing(3)
         header.addWidget(self.info_label)
-        header.addLayout(bar)
+        header.addWidget(bar_box)
         self._toolbar = header
 
         self.mode_combo.currentIndexChanged.connect(
@@ -482,10 +491,9 @@ class FeatureView(QtWidgets.QWidget):
         self.grid = FeatureGrid()
         self.grid.tile_selected.connect(self._tile_selected)
         self.grid.tile_hovered.connect(self._tile_hovered)
-        self.hover_label = QtWidgets.QLabel("")
+        self.hover_label = ElidedLabel("")      # one line: never drawn over the grid in a small window
         self.hover_label.setObjectName("gridHoverLabel")
         self.hover_label.setContentsMargins(4, 0, 4, 2)
-        self.hover_label.setWordWrap(True)
         grid_box = QtWidgets.QWidget()
         gl = QtWidgets.QVBoxLayout(grid_box)
         gl.setContentsMargins(0, 0, 0, 0)

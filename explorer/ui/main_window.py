@@ -128,7 +128,7 @@ class MainWindow(QMainWindow):
         self.layers_dock = QDockWidget("Layers", self)
         self.layers_dock.setObjectName("layersDock")
         self.layers_dock.setWidget(left)
-        self.layers_dock.setMinimumWidth(330)
+        self.layers_dock.setMinimumWidth(300)
         self.addDockWidget(Qt.LeftDockWidgetArea, self.layers_dock)
 
         self.input_panel = InputPanel()

@@ -108,7 +108,7 @@ class StatsView(QtWidgets.QWidget):
 
         self.plot = pg.PlotWidget()
         self.plot.setObjectName("statsHistogram")
-        self.plot.setMinimumSize(220, 110)
+        self.plot.setMinimumSize(160, 70)
         self.plot.setMenuEnabled(False)
         self.plot.setMouseEnabled(x=False, y=False)
         self.plot.hideButtons()
@@ -128,7 +128,7 @@ class StatsView(QtWidgets.QWidget):
         item.addItem(self.zero_line, ignoreBounds=True)
         outer.addWidget(self.plot, 1)
 
-        self.setMinimumHeight(130)
+        self.setMinimumHeight(90)
         self.clear()
 
     # ------------------------------------------------------------------ API

@@ -78,7 +78,7 @@ class VectorView(QtWidgets.QWidget):
 
         self.plot_widget = pg.PlotWidget()
         self.plot_widget.setObjectName("vectorPlot")
-        self.plot_widget.setMinimumSize(320, 200)
+        self.plot_widget.setMinimumSize(220, 140)
         self.plot = self.plot_widget.getPlotItem()
         self.plot.showGrid(y=True, alpha=0.25)
         self.plot.setMouseEnabled(x=True, y=False)

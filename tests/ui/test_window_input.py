@@ -248,3 +248,34 @@ def test_an_unreadable_image_at_start_is_named_in_the_feature_view(make_window, 
     window.set_source(InputSource.sample("astronaut"))
     settle(window)
     assert window.result.ok and window.feature_view.message is None
+
+
+# ---------------------------------------------------------------- a small screen
+def _no_overlap(widgets) -> bool:
+    """No two of the widgets (visible ones) cover the same window pixels."""
+    from PySide6.QtCore import QRect
+    rects = [QRect(w.mapTo(w.window(), w.rect().topLeft()), w.size()) for w in widgets if w.isVisible()]
+    return all(not a.intersects(b) for i, a in enumerate(rects) for b in rects[i + 1:])
+
+
+def test_the_window_fits_a_1024x600_screen_and_shrinks_more_without_docks(make_window, qtbot, tmp_path):
+    window = make_window()
+    window.resize(1024, 600)
+    qtbot.waitUntil(lambda: (window.width(), window.height()) == (1024, 600), timeout=2000)
+    fv = window.feature_view
+    for widget, least in ((fv.grid, (120, 100)), (fv.channel_view, (140, 100)), (window.layer_panel.list, (200, 60)),
+                          (window.layer_form, (200, 100)), (window.input_panel.view, (100, 100)),
+                          (window.shapes_view.table, (300, 40))):
+        assert widget.isVisible() and widget.width() >= least[0] and widget.height() >= least[1], \
+            (widget.objectName(), widget.size())
+    # Texts under the maps are laid out beside them, never drawn over them.
+    assert _no_overlap([fv.grid, fv.hover_label, fv.grid_title, fv.channel_view.graphics, fv.channel_view.readout,
+                        fv.stats_view])
+    assert window.grab().save(str(tmp_path / "window_1024x600.png"))
+    for dock in (window.layers_dock, window.input_dock, window.probe_dock, window.bottom_dock):
+        dock.hide()
+    window.layout().activate()             # what the next event loop turn does before the user drags
+    window.resize(640, 480)
+    qtbot.waitUntil(lambda: (window.width(), window.height()) == (640, 480), timeout=2000)
+    assert fv.grid.height() >= 100 and _no_overlap([fv.grid, fv.hover_label, fv.stats_view])
+    assert window.minimumSizeHint().width() <= 400
