@@ -18,6 +18,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from explorer.core.colormaps import get_lut
 from explorer.ui.stats_view import format_value
 from explorer.ui.elided_label import ElidedLabel
+from explorer.ui.fonts import fixed_font
 
 pg.setConfigOptions(imageAxisOrder="row-major")
 
@@ -89,9 +90,7 @@ class ChannelView(QtWidgets.QWidget):
 
         self.readout = ElidedLabel(HOVER_HINT)     # one line: never drawn over the map in a small window
         self.readout.setObjectName("readoutLabel")
-        rfont = self.readout.font()
-        rfont.setFamily("monospace")
-        rfont.setStyleHint(rfont.StyleHint.Monospace)
+        rfont = fixed_font(self.readout.font())
         self.readout.setFont(rfont)
         self.readout.setContentsMargins(4, 0, 4, 2)
         self.readout.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)

@@ -15,6 +15,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from explorer.core.shapes import ShapeRow, infer_shapes, total_params
 from explorer.core.stack import Stack
+from explorer.ui.fonts import fixed_font
 
 ERROR_COLOR = QtGui.QColor("#e53935")
 ERROR_BACKGROUND = QtGui.QColor(229, 57, 53, 38)
@@ -39,9 +40,7 @@ def params_text(n: int | None) -> str:
 
 
 def monospace_font() -> QtGui.QFont:
-    font = QtGui.QFontDatabase.systemFont(QtGui.QFontDatabase.SystemFont.FixedFont)
-    font.setStyleHint(QtGui.QFont.StyleHint.Monospace)
-    return font
+    return fixed_font()
 
 
 @dataclass

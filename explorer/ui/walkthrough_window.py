@@ -35,6 +35,7 @@ from explorer.ui.stage_strip import StageStrip, StripBlock, legend_html
 from explorer.ui.walkthrough_views import InputImageView, TopClassesView, input_pixels
 from explorer.ui.walkthrough_worker import JobCancelled, JobFailure, JobRunner
 from explorer.ui.spin_boxes import CheckedSpinBox
+from explorer.ui.fonts import fixed_font
 
 if TYPE_CHECKING:
     from explorer.ui.main_window import MainWindow
@@ -456,9 +457,7 @@ class WalkthroughWindow(QMainWindow):
         self.parameters_text.setObjectName("namedParameters")
         self.parameters_text.setReadOnly(True)
         self.parameters_text.setLineWrapMode(QPlainTextEdit.NoWrap)
-        mono = self.parameters_text.font()
-        mono.setFamily("monospace")
-        mono.setStyleHint(mono.StyleHint.Monospace)
+        mono = fixed_font(self.parameters_text.font())
         self.parameters_text.setFont(mono)
         tabs.addTab(self.parameters_text, "named_parameters()")
         tabs.setTabToolTip(1, "The model's parameters with their shapes, as the PyTorch tutorial prints them")

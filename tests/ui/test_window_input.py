@@ -279,3 +279,16 @@ def test_the_window_fits_a_1024x600_screen_and_shrinks_more_without_docks(make_w
     qtbot.waitUntil(lambda: (window.width(), window.height()) == (640, 480), timeout=2000)
     assert fv.grid.height() >= 100 and _no_overlap([fv.grid, fv.hover_label, fv.stats_view])
     assert window.minimumSizeHint().width() <= 400
+
+
+def test_numbers_use_the_system_fixed_font_not_a_family_called_monospace(make_window):
+    """'monospace' is a fontconfig alias that resolved to a proportional font on a machine with more
+    fonts installed; Qt's system fixed font is what the shapes table uses, and so does every readout."""
+    from PySide6.QtGui import QFontDatabase
+    from PySide6.QtWidgets import QLabel
+
+    window = make_window()
+    fixed = QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont).family()
+    fv = window.feature_view
+    for widget in (fv.channel_view.readout, fv.vector_view.readout, fv.stats_view.findChild(QLabel, "statMin")):
+        assert widget.font().family() == fixed, widget.objectName()
