@@ -292,3 +292,23 @@ def test_numbers_use_the_system_fixed_font_not_a_family_called_monospace(make_wi
     fv = window.feature_view
     for widget in (fv.channel_view.readout, fv.vector_view.readout, fv.stats_view.findChild(QLabel, "statMin")):
         assert widget.font().family() == fixed, widget.objectName()
+
+
+def test_a_kernel_cell_refuses_a_number_float32_cannot_hold(make_window):
+    """1e39 was taken and became inf in the float32 weights (every map then NaN)."""
+    from PySide6.QtWidgets import QLabel
+    import torch
+
+    window = make_window()
+    window.document.select(0)
+    editor = window.kernel_editor
+    window.layer_tabs.setCurrentWidget(editor)
+    before = editor.current_kernel().clone()
+    editor.table.item(0, 0).setText("1e39")                   # what finishing a cell edit does
+    assert editor.findChild(QLabel, "kernelError").text() == \
+        "1e39 is too large for a weight (float32 holds at most ±3.4e38)."
+    state = window.document.stack.layers[0].state
+    assert state is None or torch.isfinite(state["weight"]).all()
+    assert torch.equal(editor.current_kernel(), before)
+    editor.table.item(0, 0).setText("3e38")                   # large, but a float32
+    assert float(window.document.stack.layers[0].state["weight"][0, 0, 0, 0]) == pytest.approx(3e38, rel=1e-6)
