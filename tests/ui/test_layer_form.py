@@ -437,3 +437,16 @@ def test_kernel_editor_edits_one_kernel_through_the_document(qtbot, doc):
     doc.select(1)
     assert editor.body.isHidden() and "Conv2d" in editor.hint.text()
 
+
+
+def test_refusals_reach_the_field_through_optional_and_padding_editors(qtbot, form, doc):
+    doc.select(2)                                       # MaxPool2d: stride is optional
+    child(form, QCheckBox, "arg_stride_set").setChecked(True)
+    type_into(qtbot, child(form, QSpinBox, "arg_stride_h"), "0")
+    assert error_text(form, "stride") == "stride height must be at least 1, not 0; it stays 2."
+    type_into(qtbot, child(form, QSpinBox, "arg_padding_h"), "-1")
+    assert error_text(form, "padding") == "padding height must be at least 0, not -1; it stays 0."
+    doc.select(0)                                       # Conv2d: padding is number / same / valid
+    type_into(qtbot, child(form, QSpinBox, "arg_padding_w"), "-3")
+    assert error_text(form, "padding") == "padding width must be at least 0, not -3; it stays 0."
+    assert doc.stack.layers[0].args.get("padding", 0) == 0 and doc.stack.layers[2].args["stride"] == 2

@@ -651,3 +651,18 @@ def test_send_to_stack_refuses_a_count_past_the_end_and_stays_open(qapp, qtbot):
     QTimer.singleShot(50, answer)
     assert walkthrough_window.ask_stage_count(None, titles, 4) == 3
     assert seen == {"open": True, "problem": "Stages (N) can be at most 5, not 99; it stays 4.", "value": 4}
+
+
+def test_no_key_is_bound_twice_in_a_walkthrough_window(lenet):
+    from PySide6.QtGui import QAction, QKeySequence, QShortcut
+    keys = {}
+    for action in lenet.findChildren(QAction):
+        for key in action.shortcuts():
+            name = (key.toString(QKeySequence.SequenceFormat.PortableText), action.shortcutContext())
+            keys.setdefault(name, []).append(action.text())
+    for shortcut in lenet.findChildren(QShortcut):
+        for key in shortcut.keys():
+            name = (key.toString(QKeySequence.SequenceFormat.PortableText), shortcut.context())
+            keys.setdefault(name, []).append(shortcut.objectName())
+    assert any(k == "Right" for k, _ in keys)
+    assert {k: v for k, v in keys.items() if len(v) > 1} == {}
