@@ -611,6 +611,8 @@ class LayerForm(QWidget):
         for label in self.error_labels.values():
             label.clear()
             label.hide()
+        for spin in self.scroll.findChildren(CheckedSpinBox):    # their tint and tooltip go with the labels
+            spin.set_problem("")
         if self.name_edit.text() != spec.name:
             with qt_signals_blocked(self.name_edit):
                 self.name_edit.setText(spec.name)

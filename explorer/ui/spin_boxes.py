@@ -4,7 +4,7 @@ A plain QSpinBox drops every keystroke that would make its text invalid, so '1e9
 becomes '19' and '99999' in a field that stops at 8192 becomes '999'; a number below the minimum
 (0 in a stride) is silently put back to the previous value when the field loses focus. These boxes
 take whatever looks like a number while it is typed, and on Enter or focus-out refuse a number they
-cannot hold with one sentence (``refused``), shown at the field: a red frame and the sentence as
+cannot hold with one sentence (``refused``), shown at the field: a red tint and the sentence as
 its tooltip, and, where a form has a label under the field, there too."""
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from PySide6.QtWidgets import QDoubleSpinBox, QSpinBox, QToolTip
 
 # What a number looks like half-typed: '-', '1e', '2.', '.5e-'. Anything else is a typo.
 _PARTIAL = re.compile(r"[+-]?(\d+\.?\d*|\.\d*)?([eE][+-]?\d*)?")
-_REFUSED_STYLE = "QAbstractSpinBox { border: 1px solid #d0312d; border-radius: 2px; }"
+# On the text field inside the box only: a style sheet on the spin box itself replaces its arrows.
+_REFUSED_STYLE = "QLineEdit { background: #fdecea; color: #8a1c1c; }"
 
 
 def parse_number(text: str) -> float | None:
@@ -99,7 +100,7 @@ class _Refusing:
         if not self.problem:
             self._plain_tooltip = self.toolTip()
         self.problem = sentence
-        self.setStyleSheet(_REFUSED_STYLE if sentence else "")
+        self.lineEdit().setStyleSheet(_REFUSED_STYLE if sentence else "")
         self.setToolTip(f"{sentence}\n\n{self._plain_tooltip}".strip() if sentence else self._plain_tooltip)
         if sentence and self.popup and self.isVisible():
             QToolTip.showText(self.mapToGlobal(QPoint(0, self.height())), sentence, self)
