@@ -86,6 +86,7 @@ class MainWindow(QMainWindow):
         self._submitted_at = 0.0
         self._model_view_stale = True
         self._input_problem: str | None = None           # why nothing could run at all (the input)
+        self._run_failed = False                         # the banner says why the last run failed
         self._autosaved: tuple | None = None
         self._autosave_thread: threading.Thread | None = None
 
@@ -370,8 +371,12 @@ class MainWindow(QMainWindow):
             if reply.details:
                 log.error("Run failed\n%s", reply.details)
             self.show_problem(reply.error)
+            self._run_failed = True
             if reply.result is None:
                 return
+        elif self._run_failed:                           # the next good run takes the failure away
+            self._run_failed = False
+            self.banner.setVisible(False)
         source_changed = reply.request.source != self.source
         shape_before = self._input_shape()
         self.source, self.batch, self.result = reply.request.source, reply.batch, reply.result
@@ -631,6 +636,7 @@ class MainWindow(QMainWindow):
 
     def show_problem(self, text: str) -> None:
         """A problem the user can fix: one sentence in the window, nothing lost."""
+        self._run_failed = False
         self.banner.setText(text)
         self.banner.setVisible(True)
         self.show_message(text)

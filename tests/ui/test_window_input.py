@@ -100,6 +100,7 @@ def test_failing_background_runs_open_no_dialog_and_say_why_in_the_window(make_w
     def broken(*_a, **_k):
         raise ValueError("min() arg is an empty sequence")
 
+    working = workers.prepare_display
     monkeypatch.setattr(workers, "prepare_display", broken)
     for k in (3, 5, 7, 9, 11):                     # a burst of fast edits
         window.document.set_arg(0, "kernel_size", k)
@@ -109,6 +110,10 @@ def test_failing_background_runs_open_no_dialog_and_say_why_in_the_window(make_w
     # The run itself worked: its result is what the window holds now.
     assert window.result.layers[0].output_shape == (1, 6, 246, 246)
     assert "Ran 3 layers" in window.time_status.text()
+    monkeypatch.setattr(workers, "prepare_display", working)   # the next good run takes the banner away
+    window.document.set_arg(0, "kernel_size", 3)
+    settle(window)
+    assert not window.banner.isVisible()
 
 
 def test_unexpected_errors_show_one_dialog_at_a_time(make_window, monkeypatch, qtbot):
