@@ -10,7 +10,7 @@ import traceback
 from pathlib import Path
 
 import pyqtgraph as pg
-from PySide6.QtCore import QStandardPaths, QTimer
+from PySide6.QtCore import QObject, QStandardPaths, Qt, QTimer, Signal
 from PySide6.QtWidgets import QApplication
 
 from explorer.core.devices import resolve_device
@@ -26,20 +26,55 @@ def log_path() -> Path:
     return folder / "explorer.log"
 
 
-def install_error_hooks(window_getter) -> None:
-    """Anything unexpected is logged and shown in a dialog on the GUI thread; the window stays open."""
-    def report(exc_type, exc, tb):
+class ErrorReporter(QObject):
+    """Shows unexpected errors from any thread, on the GUI thread, one dialog at a time.
+
+    Errors are logged with their traceback as they come. A signal (queued to the GUI thread) carries
+    them to the dialog: a QTimer started on a worker thread would never fire. While a dialog is
+    open, further errors are only counted; when it closes, one sentence in the window says how many
+    (a loop of failing events must not stack one modal dialog per event)."""
+
+    _arrived = Signal(str, str)
+
+    def __init__(self, window_getter, parent: QObject | None = None):
+        super().__init__(parent)
+        self.window_getter = window_getter
+        self.showing = False
+        self.more = 0
+        self._arrived.connect(self._show, Qt.ConnectionType.QueuedConnection)
+
+    def report(self, exc_type, exc, tb) -> None:
         details = "".join(traceback.format_exception(exc_type, exc, tb))
         log.error("Unexpected error\n%s", details)
+        self._arrived.emit(f"{exc_type.__name__}: {exc}", details)
 
-        def show():
-            from explorer.ui import dialogs
-            dialogs.show_error(window_getter(), "Something went wrong",
-                               f"{exc_type.__name__}: {exc}\n\nYour stack is safe; details are in {log_path()}.", details)
-        QTimer.singleShot(0, show)
+    def _show(self, text: str, details: str) -> None:
+        from explorer.ui import dialogs
+        if self.showing:
+            self.more += 1
+            return
+        self.showing = True
+        try:
+            dialogs.show_error(self.window_getter(), "Something went wrong",
+                               f"{text}\n\nYour stack is safe; details are in {log_path()}.", details)
+        finally:
+            self.showing = False
+        if self.more:
+            more, self.more = self.more, 0
+            window = self.window_getter()
+            sentence = (f"{more} more unexpected error{'s' if more > 1 else ''} happened while the message "
+                        f"was open; details are in {log_path()}.")
+            if hasattr(window, "show_problem"):
+                window.show_problem(sentence)
 
-    sys.excepthook = report
-    threading.excepthook = lambda args: report(args.exc_type, args.exc_value, args.exc_traceback)
+
+def install_error_hooks(window_getter) -> ErrorReporter:
+    """Anything unexpected is logged and shown in a dialog on the GUI thread; the window stays open.
+    Call on the GUI thread."""
+    reporter = ErrorReporter(window_getter, QApplication.instance())
+    sys.excepthook = reporter.report
+    threading.excepthook = lambda args: reporter.report(args.exc_type, args.exc_value, args.exc_traceback)
+    return reporter
 
 
 def configure_pyqtgraph() -> None:

@@ -17,6 +17,8 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from explorer.core.colormaps import get_lut
 from explorer.ui.stats_view import format_value
+from explorer.ui.elided_label import ElidedLabel
+from explorer.ui.fonts import fixed_font
 
 pg.setConfigOptions(imageAxisOrder="row-major")
 
@@ -68,7 +70,7 @@ class ChannelView(QtWidgets.QWidget):
 
         self.graphics = pg.GraphicsLayoutWidget()
         self.graphics.setObjectName("channelGraphics")
-        self.graphics.setMinimumSize(240, 200)
+        self.graphics.setMinimumSize(150, 120)
         self.plot = self.graphics.addPlot(row=0, col=0)
         self.plot.setMenuEnabled(False)
         self.plot.hideButtons()
@@ -86,14 +88,11 @@ class ChannelView(QtWidgets.QWidget):
         self.graphics.addItem(self.colorbar, row=0, col=1)
         layout.addWidget(self.graphics, 1)
 
-        self.readout = QtWidgets.QLabel(HOVER_HINT)
+        self.readout = ElidedLabel(HOVER_HINT)     # one line: never drawn over the map in a small window
         self.readout.setObjectName("readoutLabel")
-        rfont = self.readout.font()
-        rfont.setFamily("monospace")
-        rfont.setStyleHint(rfont.StyleHint.Monospace)
+        rfont = fixed_font(self.readout.font())
         self.readout.setFont(rfont)
         self.readout.setContentsMargins(4, 0, 4, 2)
-        self.readout.setWordWrap(True)
         self.readout.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
         layout.addWidget(self.readout)
 

@@ -37,6 +37,9 @@ from explorer.core.stats import LayerStats, layer_stats
 from explorer.ui.channel_view import ChannelView
 from explorer.ui.stats_view import ACCENT, StatsView, format_value
 from explorer.ui.vector_view import VectorView
+from explorer.ui.spin_boxes import CheckedSpinBox
+from explorer.ui.flow_layout import flow_row
+from explorer.ui.elided_label import ElidedLabel
 
 pg.setConfigOptions(imageAxisOrder="row-major")
 
@@ -81,10 +84,13 @@ class _GridImage(pg.ImageItem):
 class _TileLabels(pg.GraphicsObject):
     """Tile numbers for the whole grid, painted in screen pixels by one item.
 
-    The font does not scale with zoom. Labels are drawn for the tiles in view
-    only; when tiles are too small on screen for their number, only every k-th
-    row and column is labelled (k grows as you zoom out), so the numbers never
-    pile up."""
+    A number is drawn only inside its own tile: as you zoom out the font shrinks (down to
+    MIN_POINT_SIZE), and when even that does not fit, no numbers are drawn at all (the hover line
+    under the grid names the tile under the mouse). Numbers bigger than their tiles covered the
+    maps and each other. Labels are drawn for the tiles in view only."""
+
+    POINT_SIZES = (8.5, 7.5, 6.5)
+    MIN_POINT_SIZE = POINT_SIZES[-1]
 
     def __init__(self):
         super().__init__()
@@ -94,11 +100,15 @@ class _TileLabels(pg.GraphicsObject):
         self.setAcceptedMouseButtons(Qt.MouseButton.NoButton)
         self.setAcceptHoverEvents(False)
         self.setZValue(20)
-        self.font = QtGui.QFont()
-        self.font.setPointSizeF(8.5)
-        self.font.setBold(True)
-        self._metrics = QtGui.QFontMetrics(self.font)
-        self.stride = 1           # last painted stride (0: nothing painted); for tests and tooltips
+        self._fonts = []
+        for size in self.POINT_SIZES:
+            font = QtGui.QFont()
+            font.setPointSizeF(size)
+            font.setBold(True)
+            self._fonts.append((font, QtGui.QFontMetrics(font)))
+        self.font, self._metrics = self._fonts[0]
+        self.stride = 1           # 1: numbers painted, 0: tiles too small for them (for tests)
+        self.painted: list[tuple[int, QtCore.QRectF, QtCore.QRectF]] = []   # (tile, label, tile) in pixels
 
     def set_grid(self, layout: GridLayout | None, prefix: str = "") -> None:
         self.prepareGeometryChange()
@@ -115,8 +125,16 @@ class _TileLabels(pg.GraphicsObject):
             return QtCore.QRectF()
         return QtCore.QRectF(0, 0, self._layout.width, self._layout.height)
 
+    def _fitting_font(self, tile_w: float, tile_h: float):
+        """The largest font whose widest number fits in a tile of tile_w x tile_h screen pixels."""
+        for font, metrics in self._fonts:
+            if metrics.horizontalAdvance(self._texts[-1]) + 6 <= tile_w - 2 and metrics.height() + 2 <= tile_h - 2:
+                return font, metrics
+        return None
+
     def paint(self, painter: QtGui.QPainter, option, widget=None) -> None:
         layout = self._layout
+        self.painted = []
         if layout is None or layout.count == 0 or layout.tile_w == 0 or layout.tile_h == 0:
             self.stride = 0
             return
@@ -124,16 +142,10 @@ class _TileLabels(pg.GraphicsObject):
         step_w, step_h = layout.tile_w + layout.pad, layout.tile_h + layout.pad
         px_w = abs(to_device.m11()) * step_w
         px_h = abs(to_device.m22()) * step_h
-        text_w = self._metrics.horizontalAdvance(self._texts[-1]) + 6
-        text_h = self._metrics.height() + 2
         if px_w <= 0 or px_h <= 0:
             return
-        # Label every `stride`-th row and column so labels have room to breathe.
-        # A label may cover at most about two thirds of its tile's width and half its height.
-        stride = max(1, math.ceil(1.5 * text_w / px_w), math.ceil(2 * text_h / px_h))
-        if stride > 1:
-            stride = 1 << math.ceil(math.log2(stride))    # 2, 4, 8...: stable while zooming
-        self.stride = stride
+        fitting = self._fitting_font(abs(to_device.m11()) * layout.tile_w, abs(to_device.m22()) * layout.tile_h)
+        self.stride = 1 if fitting is not None else 0
 
         # Only the tiles in view.
         vb = self.getViewBox()
@@ -146,8 +158,6 @@ class _TileLabels(pg.GraphicsObject):
         row1 = min(layout.rows - 1, math.floor(view.bottom() / step_h))
         if col1 < col0 or row1 < row0:
             return
-        col0 -= col0 % stride
-        row0 -= row0 % stride
 
         painter.save()
         # Faint outlines keep dark tiles apart from the dark padding, when tiles are big enough to see.
@@ -156,8 +166,8 @@ class _TileLabels(pg.GraphicsObject):
             painter.setPen(outline)
             painter.setBrush(Qt.BrushStyle.NoBrush)
             rects = []
-            for row in range(max(0, row0), row1 + 1):
-                for col in range(max(0, col0), col1 + 1):
+            for row in range(row0, row1 + 1):
+                for col in range(col0, col1 + 1):
                     index = row * layout.cols + col
                     if index >= layout.count:
                         break
@@ -165,41 +175,34 @@ class _TileLabels(pg.GraphicsObject):
                     rects.append(QtCore.QRectF(x - layout.pad / 2, y - layout.pad / 2,
                                                layout.tile_w + layout.pad, layout.tile_h + layout.pad))
             painter.drawRects(rects)
+        if fitting is None:
+            painter.restore()
+            return
+        font, metrics = fitting
         painter.resetTransform()
         painter.setRenderHint(QtGui.QPainter.RenderHint.Antialiasing, False)
-        painter.setFont(self.font)
-        box = QtGui.QColor(0, 0, 0, 165)
-        text_pen = QtGui.QPen(QtGui.QColor(255, 255, 255))
-        sel_box = QtGui.QColor(ACCENT)
-        sel_pen = QtGui.QPen(QtGui.QColor(0, 0, 0))
-        ascent = self._metrics.ascent()
-        for row in range(row0, row1 + 1, stride):
-            for col in range(col0, col1 + 1, stride):
+        painter.setFont(font)
+        colors = (QtGui.QColor(0, 0, 0, 165), QtGui.QPen(QtGui.QColor(255, 255, 255)),
+                  QtGui.QColor(ACCENT), QtGui.QPen(QtGui.QColor(0, 0, 0)))
+        for row in range(row0, row1 + 1):
+            for col in range(col0, col1 + 1):
                 index = row * layout.cols + col
                 if index >= layout.count:
                     break
-                self._draw_label(painter, to_device, layout, index, text_h, ascent,
-                                 box, text_pen, sel_box, sel_pen)
-        # The selected tile is always labelled, even between strides.
-        sel = self._selected
-        if sel is not None and 0 <= sel < layout.count and stride > 1:
-            row, col = divmod(sel, layout.cols)
-            if row0 <= row <= row1 and col0 <= col <= col1:
-                self._draw_label(painter, to_device, layout, sel, text_h, ascent,
-                                 box, text_pen, sel_box, sel_pen)
+                self._draw_label(painter, to_device, layout, index, metrics, *colors)
         painter.restore()
 
-    def _draw_label(self, painter, to_device, layout, index, text_h, ascent, box, text_pen,
-                    sel_box, sel_pen) -> None:
+    def _draw_label(self, painter, to_device, layout, index, metrics, box, text_pen, sel_box, sel_pen) -> None:
         x, y = layout.tile_origin(index)
-        p = to_device.map(QtCore.QPointF(x, y))
+        tile = to_device.mapRect(QtCore.QRectF(x, y, layout.tile_w, layout.tile_h))
         text = self._texts[index]
-        w = self._metrics.horizontalAdvance(text) + 6
-        rect = QtCore.QRectF(round(p.x()) + 1, round(p.y()) + 1, w, text_h)
+        rect = QtCore.QRectF(round(tile.left()) + 1, round(tile.top()) + 1,
+                             metrics.horizontalAdvance(text) + 6, metrics.height() + 2)
         selected = index == self._selected
         painter.fillRect(rect, sel_box if selected else box)
         painter.setPen(sel_pen if selected else text_pen)
-        painter.drawText(QtCore.QPointF(rect.left() + 3, rect.top() + 1 + ascent), text)
+        painter.drawText(QtCore.QPointF(rect.left() + 3, rect.top() + 1 + metrics.ascent()), text)
+        self.painted.append((index, rect, tile))
 
 
 class FeatureGrid(pg.GraphicsView):
@@ -213,7 +216,7 @@ class FeatureGrid(pg.GraphicsView):
         super().__init__(parent)
         self.setObjectName("featureGrid")
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
-        self.setMinimumSize(260, 220)
+        self.setMinimumSize(160, 120)
         self.view_box = pg.ViewBox(lockAspect=True, invertY=True, enableMenu=True)
         self.setCentralItem(self.view_box)
         self.image_item = _GridImage(self._clicked)
@@ -409,14 +412,17 @@ class FeatureView(QtWidgets.QWidget):
         outer.setSpacing(4)
         outer.addLayout(self._toolbar)
         outer.addWidget(self.splitter, 1)
-        self.setMinimumSize(560, 420)
+        # Usable on a 1024x600 screen with every dock open; the height follows the toolbar rows.
+        self.setMinimumWidth(300)
         self.set_layer(None)
 
     # ------------------------------------------------------------------ construction
 
     def _build_toolbar(self) -> None:
-        bar = QtWidgets.QHBoxLayout()
-        bar.setSpacing(6)
+        # The choices wrap onto a second row in a narrow window (a 1024-pixel screen with both
+        # docks open) instead of setting the window's minimum width.
+        bar_box, bar = flow_row()
+        bar_box.setObjectName("featureToolbar")
         self.mode_combo = _combo("modeCombo", [(m, MODE_LABELS[m]) for m in MODES],
                                  "What the grid shows:\n"
                                  "All channels: every channel of one batch item\n"
@@ -430,7 +436,7 @@ class FeatureView(QtWidgets.QWidget):
         self.cmap_combo = _combo("cmapCombo",
                                  [(n, COLORMAP_LABELS.get(n, n)) for n in colormap_names()],
                                  "Colour map")
-        self.channel_spin = QtWidgets.QSpinBox()
+        self.channel_spin = CheckedSpinBox(label="Channel")
         self.channel_spin.setObjectName("channelSpin")
         self.channel_spin.setToolTip("Selected channel (click a tile or use the arrow keys)")
         self.channel_spin.setMinimumWidth(64)
@@ -439,25 +445,29 @@ class FeatureView(QtWidgets.QWidget):
         self.info_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
 
         def labelled(text: str, w: QtWidgets.QWidget) -> None:
+            pair = QtWidgets.QWidget()
+            row = QtWidgets.QHBoxLayout(pair)
+            row.setContentsMargins(0, 0, 6, 0)
+            row.setSpacing(6)
             label = QtWidgets.QLabel(text)
             label.setBuddy(w)
-            bar.addWidget(label)
-            bar.addWidget(w)
-            bar.addSpacing(6)
+            row.addWidget(label)
+            row.addWidget(w)
+            bar.addWidget(pair)
 
         labelled("&Show:", self.mode_combo)
         labelled("&Normalise:", self.norm_combo)
         labelled("C&olours:", self.cmap_combo)
         labelled("C&hannel:", self.channel_spin)
-        bar.addStretch(1)
         info_font = self.info_label.font()
         info_font.setBold(True)
         self.info_label.setFont(info_font)
         self.info_label.setContentsMargins(2, 0, 2, 0)
+        self.info_label.setWordWrap(True)      # a long layer name wraps instead of widening the window
         header = QtWidgets.QVBoxLayout()
         header.setSpacing(3)
         header.addWidget(self.info_label)
-        header.addLayout(bar)
+        header.addWidget(bar_box)
         self._toolbar = header
 
         self.mode_combo.currentIndexChanged.connect(
@@ -481,10 +491,9 @@ class FeatureView(QtWidgets.QWidget):
         self.grid = FeatureGrid()
         self.grid.tile_selected.connect(self._tile_selected)
         self.grid.tile_hovered.connect(self._tile_hovered)
-        self.hover_label = QtWidgets.QLabel("")
+        self.hover_label = ElidedLabel("")      # one line: never drawn over the grid in a small window
         self.hover_label.setObjectName("gridHoverLabel")
         self.hover_label.setContentsMargins(4, 0, 4, 2)
-        self.hover_label.setWordWrap(True)
         grid_box = QtWidgets.QWidget()
         gl = QtWidgets.QVBoxLayout(grid_box)
         gl.setContentsMargins(0, 0, 0, 0)
@@ -906,3 +915,9 @@ class FeatureView(QtWidgets.QWidget):
         low, high = self._grid.lows[index], self._grid.highs[index]
         what = f"Batch item {index}" if self._mode == "batch" else f"Channel {index}"
         self.hover_label.setText(f"{what}: range {format_value(low)} .. {format_value(high)}")
+
+    def show_problem(self, text: str) -> None:
+        """What keeps every layer from being shown (an input that cannot be read), in place of the maps."""
+        self.set_layer(None)
+        self.message_label.setText(text)
+        self.message_label.setStyleSheet("color: #d03c3c;")

@@ -13,6 +13,7 @@ from explorer.core.input_source import InputSource
 from explorer.core.inputs import InputBatch, list_samples
 from explorer.core.render import render_input_image
 from explorer.core.stack import InputSpec
+from explorer.ui.spin_boxes import CheckedSpinBox
 
 
 def _step_row(label: str, spin: QSpinBox, name: str) -> tuple[QHBoxLayout, QToolButton, QToolButton]:
@@ -111,12 +112,12 @@ class InputPanel(QWidget):
         self.split_combo = QComboBox()
         self.split_combo.setObjectName("splitCombo")
         self.split_combo.addItems(["test", "train"])
-        self.batch_size_spin = QSpinBox()
+        self.batch_size_spin = CheckedSpinBox(label="Batch size", popup=False)
         self.batch_size_spin.setObjectName("batchSizeSpin")
         self.batch_size_spin.setRange(1, 10000)
         self.batch_size_spin.setValue(64)
         self.batch_size_spin.setToolTip("Images per batch (64 as in the tutorials).")
-        self.batch_spin = QSpinBox()
+        self.batch_spin = CheckedSpinBox(label="Batch", popup=False)
         self.batch_spin.setObjectName("batchSpin")
         self.batch_spin.setRange(0, 0)
         self.batch_of = QLabel("of 1")
@@ -126,7 +127,7 @@ class InputPanel(QWidget):
         batch_row, _, _ = _step_row("Batch", self.batch_spin, "batch")
         batch_row.addWidget(self.batch_of)
 
-        self.item_spin = QSpinBox()
+        self.item_spin = CheckedSpinBox(label="Image", popup=False)
         self.item_spin.setObjectName("itemSpin")
         self.item_spin.setRange(0, 0)
         self.item_spin.setToolTip("Which image of the batch the feature maps show.")
@@ -155,8 +156,8 @@ class InputPanel(QWidget):
         self.resize_check = QCheckBox("Resize to")
         self.resize_check.setObjectName("resizeCheck")
         self.resize_check.setToolTip("Resize images (bilinear) before the first layer; CIFAR batches keep 32x32.")
-        self.resize_h = QSpinBox()
-        self.resize_w = QSpinBox()
+        self.resize_h = CheckedSpinBox(label="Resize height", popup=False)
+        self.resize_w = CheckedSpinBox(label="Resize width", popup=False)
         for spin, name in ((self.resize_h, "resizeH"), (self.resize_w, "resizeW")):
             spin.setObjectName(name)
             spin.setRange(1, 8192)
@@ -173,6 +174,17 @@ class InputPanel(QWidget):
         resize_row.addWidget(self.resize_w)
         resize_row.addStretch(1)
         spec_row.addLayout(resize_row, 1, 0, 1, 5)
+
+        # A number a field refuses (99999 in Resize, 0 in Batch size) is said here, under the fields.
+        self.error_label = QLabel("")
+        self.error_label.setObjectName("inputError")
+        self.error_label.setStyleSheet("color: #d0312d;")
+        self.error_label.setWordWrap(True)
+        self.error_label.hide()
+        self._checked = (self.batch_size_spin, self.batch_spin, self.item_spin, self.resize_h, self.resize_w)
+        for spin in self._checked:
+            spin.refused.connect(self._refused)
+            spin.valueChanged.connect(lambda _: self._taken())
 
         # Two rows, so the dock stays narrow and the feature maps get the width.
         buttons = QGridLayout()
@@ -193,6 +205,7 @@ class InputPanel(QWidget):
         layout.addWidget(self.class_label)
         layout.addWidget(self.cifar_box)
         layout.addLayout(spec_row)
+        layout.addWidget(self.error_label)
 
     # ---------------------------------------------------------------- from the window
     def set_input_spec(self, spec: InputSpec) -> None:
@@ -240,6 +253,15 @@ class InputPanel(QWidget):
         self.item_spin.setValue(index)
 
     # ---------------------------------------------------------------- internals
+    def _refused(self, sentence: str) -> None:
+        self.error_label.setText(sentence)
+        self.error_label.show()
+
+    def _taken(self) -> None:
+        if not any(spin.problem for spin in self._checked):
+            self.error_label.hide()
+            self.error_label.clear()
+
     def _show_item(self) -> None:
         if self.batch is None:
             return

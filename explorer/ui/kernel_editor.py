@@ -25,6 +25,7 @@ from explorer.ui.document import StackDocument
 from explorer.ui.kernel_grid import NumberGrid
 from explorer.ui.layer_form import qt_signals_blocked
 from explorer.ui.weight_overview import WeightOverview
+from explorer.ui.spin_boxes import CheckedSpinBox
 
 __all__ = ["KernelEditor", "PRESETS", "preset_kernel", "editable"]
 
@@ -88,10 +89,10 @@ class KernelEditor(QWidget):
         self.hint.setMargin(8)
 
         # --- which kernel
-        self.out_spin = QSpinBox(self)
+        self.out_spin = CheckedSpinBox(self, label="Filter")
         self.out_spin.setObjectName("kernelOutChannel")
         self.out_spin.setToolTip("The filter: which output channel (feature map) this kernel produces.")
-        self.in_spin = QSpinBox(self)
+        self.in_spin = CheckedSpinBox(self, label="Input channel")
         self.in_spin.setObjectName("kernelInChannel")
         self.in_spin.setToolTip("Which input channel the kernel looks at (0, 1, 2 = R, G, B for an RGB input).")
         self.all_inputs = QCheckBox("same kernel on every input channel", self)

@@ -38,12 +38,28 @@ def diverging_color(t: float, strength: float = 0.6) -> QColor:
     return QColor.fromRgbF(1.0 - a, 1.0 - a, 1.0)
 
 
+FLOAT32_MAX = float(torch.finfo(torch.float32).max)
+
+
 def parse_number(text: str) -> float | None:
+    """The number a cell holds, or None. Weights are float32: 1e39 would become inf there, so it is
+    no number a cell takes (``cell_problem`` says why)."""
     try:
         v = float(text.strip().replace("−", "-"))
     except ValueError:
         return None
-    return v if math.isfinite(v) else None
+    return v if math.isfinite(v) and abs(v) <= FLOAT32_MAX else None
+
+
+def cell_problem(text: str) -> str:
+    """The sentence for text ``parse_number`` does not take."""
+    try:
+        v = float(text.strip().replace("−", "-"))
+    except ValueError:
+        return f"'{text}' is not a number."
+    if math.isnan(v):
+        return f"'{text}' is not a number."
+    return f"{text.strip()} is too large for a weight (float32 holds at most ±3.4e38)."
 
 
 class _LiveDelegate(QStyledItemDelegate):
@@ -202,7 +218,7 @@ class NumberGrid(QTableWidget):
             self.blockSignals(True)
             item.setText(format_cell(float(self._values[r, c])))
             self.blockSignals(False)
-            self.problem.emit(f"'{text}' is not a number.")
+            self.problem.emit(cell_problem(text))
             return
         if v != self._values[r, c]:
             self.cell_edited.emit(r, c, v)
@@ -231,6 +247,14 @@ class NumberGrid(QTableWidget):
         self.setCurrentCell(index.row(), index.column())
         self.step_cell(index.row(), index.column(), delta / 120.0, event.modifiers())
         event.accept()
+
+    def event(self, event) -> bool:
+        # Ctrl+V and Ctrl+C are window shortcuts too ('Paste image'): in the grid they are its own.
+        if event.type() == QEvent.Type.ShortcutOverride and (
+                event.matches(QKeySequence.StandardKey.Paste) or event.matches(QKeySequence.StandardKey.Copy)):
+            event.accept()
+            return True
+        return super().event(event)
 
     def keyPressEvent(self, event) -> None:
         if event.matches(QKeySequence.StandardKey.Paste):

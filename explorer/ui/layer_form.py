@@ -8,18 +8,18 @@ then marks that layer)."""
 from __future__ import annotations
 
 import math
-import re
 from contextlib import contextmanager
 from typing import Any, Callable
 
 from PySide6.QtCore import QSignalBlocker, QSize, Qt, Signal
-from PySide6.QtGui import QFont, QPalette, QValidator
-from PySide6.QtWidgets import (QAbstractSpinBox, QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QFrame,
-                               QHBoxLayout, QLabel, QLineEdit, QScrollArea, QSizePolicy, QSpinBox,
+from PySide6.QtGui import QFont, QPalette
+from PySide6.QtWidgets import (QAbstractSpinBox, QCheckBox, QComboBox, QFormLayout, QFrame,
+                               QHBoxLayout, QLabel, QLineEdit, QScrollArea, QSizePolicy,
                                QStackedWidget, QToolButton, QVBoxLayout, QWidget)
 
 from explorer.core.layers import LAYER_TYPES, Arg, LayerArgError, LayerSpec, build_module, check_args
 from explorer.ui.document import StackDocument
+from explorer.ui.spin_boxes import CheckedDoubleSpinBox, CheckedSpinBox
 
 ERROR_STYLE = "color: #d0312d;"
 INT_LIMIT = 1_000_000
@@ -38,12 +38,12 @@ def qt_signals_blocked(*objects):
 
 
 # ---------------------------------------------------------------- basic input widgets
-class IntSpinBox(QSpinBox):
-    def __init__(self, minimum: float | None, maximum: float | None, parent=None):
-        super().__init__(parent)
+class IntSpinBox(CheckedSpinBox):
+    def __init__(self, minimum: float | None, maximum: float | None, parent=None, label: str = ""):
+        # The form has a red label under each field: no tooltip popup as well.
+        super().__init__(parent, label=label, popup=False)
         self.setRange(int(minimum) if minimum is not None else -INT_LIMIT,
                       int(maximum) if maximum is not None else INT_LIMIT)
-        self.setKeyboardTracking(False)       # valueChanged on Enter, focus out and arrows, not per digit
         self.setAccelerated(True)
 
     def sizeHint(self) -> QSize:          # the range allows a million; most values have 1-3 digits
@@ -54,19 +54,16 @@ class IntSpinBox(QSpinBox):
         return self.sizeHint()
 
 
-class FloatSpinBox(QDoubleSpinBox):
+class FloatSpinBox(CheckedDoubleSpinBox):
     """Shows numbers as Python does ('1e-05', '0.01', '0.333333') and takes scientific notation."""
 
-    _PARTIAL = re.compile(r"[+-]?(\d+\.?\d*|\.\d*)?([eE][+-]?\d*)?")
-
-    def __init__(self, minimum: float | None, maximum: float | None, parent=None, width: int = 100):
-        super().__init__(parent)
+    def __init__(self, minimum: float | None, maximum: float | None, parent=None, width: int = 100, label: str = ""):
+        super().__init__(parent, label=label, popup=False)
         self.width_hint = width
         self.setDecimals(12)                  # keeps 1e-5 exact; text comes from textFromValue
         self.setRange(minimum if minimum is not None else -FLOAT_LIMIT,
                       maximum if maximum is not None else FLOAT_LIMIT)
         self.setStepType(QAbstractSpinBox.StepType.AdaptiveDecimalStepType)
-        self.setKeyboardTracking(False)
 
     def sizeHint(self) -> QSize:
         hint = super().sizeHint()
@@ -78,25 +75,8 @@ class FloatSpinBox(QDoubleSpinBox):
     def textFromValue(self, value: float) -> str:
         return f"{value:.6g}"
 
-    def valueFromText(self, text: str) -> float:
-        try:
-            return float(text.strip())
-        except ValueError:
-            return self.value()
-
-    def validate(self, text: str, pos: int):
-        t = text.strip()
-        try:
-            v = float(t)
-        except ValueError:
-            state = QValidator.State.Intermediate if self._PARTIAL.fullmatch(t) else QValidator.State.Invalid
-            return state, text, pos
-        if math.isfinite(v) and self.minimum() <= v <= self.maximum():
-            return QValidator.State.Acceptable, text, pos
-        return QValidator.State.Intermediate, text, pos
-
     def stepBy(self, steps: int) -> None:
-        if self.value() == 0:                 # adaptive steps from 0 would be 1e-12
+        if self.value() == 0 and not self.verdict(False):   # adaptive steps from 0 would be 1e-12
             self.setValue(0.1 * steps)
         else:
             super().stepBy(steps)
@@ -108,6 +88,7 @@ class ArgEditor(QWidget):
     ``document.set_arg``; ``set_value`` shows the document's value without firing ``edited``."""
 
     edited = Signal()
+    refused = Signal(str)     # a number the field cannot hold, with the reason
 
     def __init__(self, arg: Arg, parent=None):
         super().__init__(parent)
@@ -130,9 +111,10 @@ class ArgEditor(QWidget):
 class IntEditor(ArgEditor):
     def __init__(self, arg: Arg, parent=None, name: str | None = None):
         super().__init__(arg, parent)
-        self.spin = IntSpinBox(arg.minimum, arg.maximum, self)
+        self.spin = IntSpinBox(arg.minimum, arg.maximum, self, label=arg.name)
         self.spin.setObjectName(name or f"arg_{arg.name}")
         self.spin.valueChanged.connect(self.edited)
+        self.spin.refused.connect(self.refused)
         self.layout_.addWidget(self.spin)
         self.layout_.addStretch(1)
 
@@ -147,9 +129,10 @@ class IntEditor(ArgEditor):
 class FloatEditor(ArgEditor):
     def __init__(self, arg: Arg, parent=None, name: str | None = None):
         super().__init__(arg, parent)
-        self.spin = FloatSpinBox(arg.minimum, arg.maximum, self)
+        self.spin = FloatSpinBox(arg.minimum, arg.maximum, self, label=arg.name)
         self.spin.setObjectName(name or f"arg_{arg.name}")
         self.spin.valueChanged.connect(self.edited)
+        self.spin.refused.connect(self.refused)
         self.layout_.addWidget(self.spin)
         self.layout_.addStretch(1)
 
@@ -224,9 +207,11 @@ class PairEditor(ArgEditor):
     def __init__(self, arg: Arg, parent=None, floats: bool = False):
         super().__init__(arg, parent)
         self.floats = floats
-        make = (lambda: FloatSpinBox(arg.minimum, arg.maximum, self, width=68)) if floats else (
-            lambda: IntSpinBox(arg.minimum, arg.maximum, self))
-        self.h, self.w = make(), make()
+        make = (lambda side: FloatSpinBox(arg.minimum, arg.maximum, self, width=68, label=f"{arg.name} {side}")) \
+            if floats else (lambda side: IntSpinBox(arg.minimum, arg.maximum, self, label=f"{arg.name} {side}"))
+        self.h, self.w = make("height"), make("width")
+        self.h.refused.connect(self.refused)
+        self.w.refused.connect(self.refused)
         self.h.setObjectName(f"arg_{arg.name}_h")
         self.w.setObjectName(f"arg_{arg.name}_w")
         self.h.setAccessibleName(f"{arg.name} height")
@@ -303,6 +288,7 @@ class PaddingEditor(ArgEditor):
         self.layout_.addLayout(column)
         self.combo.currentIndexChanged.connect(self._kind_changed)
         self.pair.edited.connect(self.edited)
+        self.pair.refused.connect(self.refused)
 
     def _kind_changed(self) -> None:
         self.pair.setEnabled(self.combo.currentIndex() == 0)
@@ -336,6 +322,7 @@ class OptionalEditor(ArgEditor):
         self.layout_.addWidget(inner, 1)
         self.set_box.toggled.connect(self._toggled)
         inner.edited.connect(self.edited)
+        inner.refused.connect(self.refused)
         self.fallback: Callable[[], Any] = lambda: None
 
     def _toggled(self, on: bool) -> None:
@@ -523,6 +510,7 @@ class LayerForm(QWidget):
                     w.setToolTip("Square: pressed, height and width stay equal and are saved as one number; "
                                  "release it to set them separately.\n\n" + tip)
             editor.edited.connect(lambda a=arg.name: self._commit(a))
+            editor.refused.connect(lambda text, a=arg.name: self._show_error(a, text))
             if isinstance(editor, OptionalEditor):
                 editor.fallback = self._fallback_for(arg)
             error = self._error_label(f"error_{arg.name}", content)
@@ -623,6 +611,8 @@ class LayerForm(QWidget):
         for label in self.error_labels.values():
             label.clear()
             label.hide()
+        for spin in self.scroll.findChildren(CheckedSpinBox):    # their tint and tooltip go with the labels
+            spin.set_problem("")
         if self.name_edit.text() != spec.name:
             with qt_signals_blocked(self.name_edit):
                 self.name_edit.setText(spec.name)

@@ -82,12 +82,23 @@ class LayerListModel(QAbstractListModel):
             return None       # stale: the window has not sent the shapes of this stack yet
         return r
 
+    def drop_run_errors_from(self, first: int) -> None:
+        """Layers at and after an edit are being run again: what the last run said about them no
+        longer holds (it made a row say 'out of memory' long after the layer had changed)."""
+        stale = {l.name for l in self.document.stack.layers[first:]}
+        self._run_errors = {k: v for k, v in self._run_errors.items() if k not in stale}
+
     def error(self, row: int) -> str | None:
-        spec = self.document.stack.layers[row]
-        if spec.name in self._run_errors:
-            return self._run_errors[spec.name]
+        """The one reason layer ``row`` cannot run: shape inference of the stack as it is now, else
+        the last run of it. The shapes table shows these too (``problems``)."""
         r = self.shape_row(row)
-        return r.error if r is not None else None
+        if r is not None and r.error:
+            return r.error
+        return self._run_errors.get(self.document.stack.layers[row].name)
+
+    def problems(self) -> dict[int, str]:
+        """Layer index → the reason it cannot run, for every layer that cannot."""
+        return {row: e for row in range(len(self.document.stack.layers)) if (e := self.error(row))}
 
     def first_error(self) -> int | None:
         for i in range(len(self.document.stack.layers)):
@@ -430,6 +441,10 @@ class LayerPanel(QWidget):
         self.model.set_run_errors(errors)
         self._restore_selection()
 
+    def problems(self) -> dict[int, str]:
+        """Layer index → the reason it cannot run (what the rows show): the window's one source."""
+        return self.model.problems()
+
     def add_actions(self) -> dict[str, QAction]:
         """Layer type name → its action in the Add menu."""
         return dict(self._add_actions)
@@ -471,7 +486,8 @@ class LayerPanel(QWidget):
             self._try(self.document.move_layer, i, i + 1)
 
     # ------------------------------------------------------------ keeping in step with the document
-    def _document_changed(self, _first: int) -> None:
+    def _document_changed(self, first: int) -> None:
+        self.model.drop_run_errors_from(first)
         self.model.refresh()
         self._restore_selection()
         self._update_buttons()

@@ -3,6 +3,7 @@ It holds no layer logic; everything it shows comes from explorer.core."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from dataclasses import replace
@@ -35,6 +36,7 @@ from explorer.ui.shapes_view import ShapesView
 from explorer.ui.walkthrough_window import WalkthroughLauncher
 from explorer.ui.workers import RunController, RunReply
 
+log = logging.getLogger("explorer")
 APP_NAME = "Feature Map Explorer"
 RECENT_LIMIT = 8
 AUTOSAVE_MS = 15_000
@@ -43,6 +45,19 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".we
 
 def default_stack() -> Stack:
     return load_example("default")
+
+
+def redo_keys() -> list[QKeySequence]:
+    """The platform's Redo keys plus Ctrl+Shift+Z and Ctrl+Y, each once: a key bound twice is an
+    'ambiguous shortcut' to Qt, and then it does nothing at all."""
+    keys, seen = [], set()
+    for key in [*QKeySequence.keyBindings(QKeySequence.StandardKey.Redo),
+                QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")]:
+        text = key.toString(QKeySequence.SequenceFormat.PortableText)
+        if text and text not in seen:
+            seen.add(text)
+            keys.append(key)
+    return keys
 
 
 def autosave_path() -> Path:
@@ -70,6 +85,8 @@ class MainWindow(QMainWindow):
         self.last_run_ms: float | None = None
         self._submitted_at = 0.0
         self._model_view_stale = True
+        self._input_problem: str | None = None           # why nothing could run at all (the input)
+        self._run_failed = False                         # the banner says why the last run failed
         self._autosaved: tuple | None = None
         self._autosave_thread: threading.Thread | None = None
 
@@ -112,7 +129,7 @@ class MainWindow(QMainWindow):
         self.layers_dock = QDockWidget("Layers", self)
         self.layers_dock.setObjectName("layersDock")
         self.layers_dock.setWidget(left)
-        self.layers_dock.setMinimumWidth(330)
+        self.layers_dock.setMinimumWidth(300)
         self.addDockWidget(Qt.LeftDockWidgetArea, self.layers_dock)
 
         self.input_panel = InputPanel()
@@ -188,7 +205,7 @@ class MainWindow(QMainWindow):
         undo = self.document.undo_stack.createUndoAction(self, "&Undo")
         undo.setShortcut(QKeySequence.Undo)
         redo = self.document.undo_stack.createRedoAction(self, "&Redo")
-        redo.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence.Redo])
+        redo.setShortcuts(redo_keys())
         edit.addAction(undo)
         edit.addAction(redo)
         self.undo_action, self.redo_action = undo, redo
@@ -314,11 +331,12 @@ class MainWindow(QMainWindow):
         self._shapes_key = key
         rows = infer_shapes(self.document.stack, shape)
         self.layer_panel.set_shapes(rows)
-        self.shapes_view.set_rows(rows, len(self.document.stack.layers))
+        self.shapes_view.set_rows(rows, len(self.document.stack.layers), problems=self.layer_panel.problems())
 
     def _stack_changed(self, first_index: int) -> None:
         stack = self.document.stack
         self._update_shapes()
+        self.shapes_view.set_problems(self.layer_panel.problems())   # run errors of changed layers are gone
         self._update_model_view()
         self.input_panel.set_input_spec(stack.input)
         self.train_action.blockSignals(True)
@@ -349,21 +367,34 @@ class MainWindow(QMainWindow):
             if self.source is not None and reply.request.source != self.source:
                 self.requested_source = self.source      # keep the previous input
                 self._submit()
+            elif self.result is None:                    # nothing to fall back on: say so in the view
+                self._input_problem = (f"There is no input to run the stack on. {reply.input_error} "
+                                       "Open an image, pick a sample or drop a file on the window.")
+                self._selection_changed(self.document.selected)
             return
+        self._input_problem = None
         if reply.error:
-            self.show_problem(reply.error)
+            # A background run nobody asked about by name: its failure goes where the other problems
+            # are (banner, status bar, log), never into a dialog; a burst of edits stacked dozens.
             if reply.details:
-                dialogs.show_error(self, "Something went wrong", reply.error, reply.details)
-            return
+                log.error("Run failed\n%s", reply.details)
+            self.show_problem(reply.error)
+            self._run_failed = True
+            if reply.result is None:
+                return
+        elif self._run_failed:                           # the next good run takes the failure away
+            self._run_failed = False
+            self.banner.setVisible(False)
         source_changed = reply.request.source != self.source
         shape_before = self._input_shape()
         self.source, self.batch, self.result = reply.request.source, reply.batch, reply.result
-        if source_changed:
+        if source_changed and not reply.error:
             self.banner.setVisible(False)
         self.input_panel.set_batch(reply.batch, reply.request.source, reply.batch_count)
         self.last_run_ms = (time.perf_counter() - self._submitted_at) * 1000
         errors = {r.index: r.error for r in reply.result.layers if r.error}
         self.layer_panel.set_run_errors(errors)
+        self.shapes_view.set_problems(self.layer_panel.problems())
         display = reply.display
         if display is not None and display.layer_index < len(reply.result.layers):
             self.feature_view.prime(reply.result.layers[display.layer_index].output, display)
@@ -385,6 +416,9 @@ class MainWindow(QMainWindow):
             self.progress.setVisible(False)
 
     def _selection_changed(self, index: int) -> None:
+        if self.result is None and self._input_problem:
+            self.feature_view.show_problem(self._input_problem)
+            return
         result = None
         if self.result is not None and 0 <= index < len(self.result.layers):
             result = self.result.layers[index]
@@ -610,6 +644,7 @@ class MainWindow(QMainWindow):
 
     def show_problem(self, text: str) -> None:
         """A problem the user can fix: one sentence in the window, nothing lost."""
+        self._run_failed = False
         self.banner.setText(text)
         self.banner.setVisible(True)
         self.show_message(text)

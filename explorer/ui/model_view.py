@@ -158,6 +158,9 @@ class ModelView(QtWidgets.QWidget):
         self.params_table.setSelectionBehavior(QtWidgets.QAbstractItemView.SelectionBehavior.SelectRows)
         self.params_table.setEditTriggers(QtWidgets.QAbstractItemView.EditTrigger.NoEditTriggers)
         self.params_table.setAlternatingRowColors(True)
+        # Scroll areas default to 70 px minimum: a dock this short must fit on a 600-pixel screen.
+        for area in (self.repr_text, self.code_text, self.params_table):
+            area.setMinimumHeight(40)
         self.params_table.verticalHeader().hide()
         self.params_table.setWordWrap(False)
         self.params_table.verticalHeader().setDefaultSectionSize(QtGui.QFontMetrics(mono).lineSpacing() + 8)

@@ -20,6 +20,7 @@ from PySide6.QtWidgets import (QGraphicsRectItem, QHBoxLayout, QLabel, QScrollAr
 from explorer.core.colormaps import get_lut
 from explorer.core.kernels import layer_parameters
 from explorer.core.probe import PROBED_TYPES, Probe, ProbeError, probe_layer
+from explorer.ui.spin_boxes import CheckedSpinBox
 
 HINT = ("Hover a pixel of a Conv2d, ConvTranspose2d, MaxPool2d, AvgPool2d or MaxUnpool2d output in the large "
         "channel view to see how its value is computed.")
@@ -92,7 +93,7 @@ class ProbePanel(QWidget):
         self.input_caption = QLabel("", self)
         self.input_caption.setWordWrap(True)
 
-        self.channel_spin = QSpinBox(self)
+        self.channel_spin = CheckedSpinBox(self, label="Input channel")
         self.channel_spin.setObjectName("probeChannel")
         self.channel_spin.setToolTip("Which input channel the picture shows.")
         self.channel_spin.valueChanged.connect(lambda _: self._draw_input())

@@ -15,6 +15,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from explorer.core.shapes import ShapeRow, infer_shapes, total_params
 from explorer.core.stack import Stack
+from explorer.ui.fonts import fixed_font
 
 ERROR_COLOR = QtGui.QColor("#e53935")
 ERROR_BACKGROUND = QtGui.QColor(229, 57, 53, 38)
@@ -39,9 +40,7 @@ def params_text(n: int | None) -> str:
 
 
 def monospace_font() -> QtGui.QFont:
-    font = QtGui.QFontDatabase.systemFont(QtGui.QFontDatabase.SystemFont.FixedFont)
-    font.setStyleHint(QtGui.QFont.StyleHint.Monospace)
-    return font
+    return fixed_font()
 
 
 @dataclass
@@ -54,14 +53,17 @@ class _Entry:
     error: str | None = None
 
 
-def _entries(rows: Sequence[ShapeRow], layer_count: int | None, layers: Sequence | None) -> list[_Entry]:
+def _entries(rows: Sequence[ShapeRow], layer_count: int | None, layers: Sequence | None,
+             problems: dict[int, str] | None = None) -> list[_Entry]:
     out = []
     for r in rows:
         formula = "\n".join(r.formula)
-        if r.error:
+        # The window's one list of layer problems (what the layer row shows) wins over this row's own.
+        error = (problems or {}).get(r.index) or r.error
+        if error:
             state = "error"
-            output = r.error
-            tip = r.error
+            output = error
+            tip = error
         elif not r.enabled:
             state = "disabled"
             output = shape_text(r.output_shape)
@@ -75,7 +77,7 @@ def _entries(rows: Sequence[ShapeRow], layer_count: int | None, layers: Sequence
                 tip += "\n" + formula
         cells = [str(r.index), r.name, r.type, shape_text(r.input_shape), output,
                  params_text(r.params if r.enabled else None), formula]
-        out.append(_Entry(r.index, state, cells, tip, r.error))
+        out.append(_Entry(r.index, state, cells, tip, error))
     count = layer_count if layer_count is not None else (len(layers) if layers is not None else len(rows))
     for i in range(len(out), count):
         spec = layers[i] if layers is not None and i < len(layers) else None
@@ -167,6 +169,9 @@ class ShapesView(QtWidgets.QWidget):
         super().__init__(parent)
         self.setObjectName("shapesView")
         self._rows: list[ShapeRow] = []
+        self._count: int | None = None
+        self._layers: Sequence | None = None
+        self._problems: dict[int, str] = {}
         self._formula_width = 0
         self._selected: int | None = None
         self._syncing = False
@@ -216,12 +221,16 @@ class ShapesView(QtWidgets.QWidget):
 
     # ------------------------------------------------------------ filling
     def set_rows(self, rows: list[ShapeRow], layer_count: int | None = None,
-                 layers: Sequence | None = None) -> None:
+                 layers: Sequence | None = None, problems: dict[int, str] | None = None) -> None:
         """Shows ``rows`` (from ``infer_shapes``). ``layer_count`` (or ``layers``, anything with
         ``.name`` and ``.type`` such as the stack's LayerSpecs) adds greyed rows for the layers after
-        a failure, which have no shapes."""
+        a failure, which have no shapes. ``problems`` (layer index → reason; see ``set_problems``)
+        replaces the rows' own errors where given."""
         self._rows = list(rows)
-        entries = _entries(rows, layer_count, layers)
+        self._count, self._layers = layer_count, layers
+        if problems is not None:
+            self._problems = dict(problems)
+        entries = _entries(rows, layer_count, layers, self._problems)
         self.model.set_entries(entries)
         self.table.clearSpans()
         for row, e in enumerate(entries):
@@ -229,12 +238,20 @@ class ShapesView(QtWidgets.QWidget):
                 self.table.setSpan(row, COL_OUTPUT, 1, len(HEADERS) - COL_OUTPUT)
         self._fit_columns()
         self._fit_rows()
-        self._set_totals(entries, total_params(rows))
+        self._set_totals(entries, total_params(rows), partial=any(r.error for r in rows))
         if self._selected is not None and self._selected < len(entries):
             self.select_layer(self._selected)
         failed = next((row for row, e in enumerate(entries) if e.state == "error"), None)
         if failed is not None:     # the reason must be in view, even in a long stack
             self.table.scrollTo(self.model.index(failed, 0))
+
+    def set_problems(self, problems: dict[int, str]) -> None:
+        """The reason each layer cannot run, from the one place the window keeps them (the layer
+        list's model: shape errors, then run errors such as out of memory), so this table and the
+        layer rows never give two different reasons for one layer."""
+        if dict(problems) != self._problems:
+            self._problems = dict(problems)
+            self.set_rows(self._rows, self._count, self._layers)
 
     def set_stack(self, stack: Stack, input_shape: Sequence[int]) -> None:
         """Convenience: infers the shapes and shows them with every layer of the stack."""
@@ -247,11 +264,11 @@ class ShapesView(QtWidgets.QWidget):
     def rows(self) -> list[ShapeRow]:
         return list(self._rows)
 
-    def _set_totals(self, entries: list[_Entry], total: int) -> None:
+    def _set_totals(self, entries: list[_Entry], total: int, partial: bool = False) -> None:
         failed = next((e for e in entries if e.state == "error"), None)
         text = f"Total parameters: {total:,}"
-        if failed is not None:
-            text += f" (layers 0–{failed.index} only)"
+        if failed is not None and partial:      # shapes stop at the failure: later layers are not counted
+            text += f" (layers 0–{len(self._rows) - 1} only)"
         self.total_label.setText(text)
         if failed is not None:
             self.status_label.setText(f"<span style='color:{ERROR_COLOR.name()}'>✗ layer {failed.index}: "

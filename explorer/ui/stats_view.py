@@ -13,6 +13,7 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
 from explorer.core.stats import LayerStats
+from explorer.ui.fonts import fixed_font
 
 pg.setConfigOptions(imageAxisOrder="row-major")
 
@@ -91,9 +92,7 @@ class StatsView(QtWidgets.QWidget):
             value = QtWidgets.QLabel("—")
             value.setObjectName("stat" + key.capitalize())
             value.setTextInteractionFlags(QtCore.Qt.TextInteractionFlag.TextSelectableByMouse)
-            vfont = value.font()
-            vfont.setFamily("monospace")
-            vfont.setStyleHint(vfont.StyleHint.Monospace)
+            vfont = fixed_font(value.font())
             value.setFont(vfont)
             row, col = i % 4, (i // 4) * 2
             grid.addWidget(name, row, col)
@@ -108,7 +107,7 @@ class StatsView(QtWidgets.QWidget):
 
         self.plot = pg.PlotWidget()
         self.plot.setObjectName("statsHistogram")
-        self.plot.setMinimumSize(220, 110)
+        self.plot.setMinimumSize(160, 70)
         self.plot.setMenuEnabled(False)
         self.plot.setMouseEnabled(x=False, y=False)
         self.plot.hideButtons()
@@ -128,7 +127,7 @@ class StatsView(QtWidgets.QWidget):
         item.addItem(self.zero_line, ignoreBounds=True)
         outer.addWidget(self.plot, 1)
 
-        self.setMinimumHeight(130)
+        self.setMinimumHeight(90)
         self.clear()
 
     # ------------------------------------------------------------------ API

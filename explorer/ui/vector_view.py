@@ -17,6 +17,7 @@ import torch
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from explorer.ui.stats_view import ACCENT, NEGATIVE, POSITIVE, format_count, format_value
+from explorer.ui.fonts import fixed_font
 
 pg.setConfigOptions(imageAxisOrder="row-major")
 
@@ -78,7 +79,7 @@ class VectorView(QtWidgets.QWidget):
 
         self.plot_widget = pg.PlotWidget()
         self.plot_widget.setObjectName("vectorPlot")
-        self.plot_widget.setMinimumSize(320, 200)
+        self.plot_widget.setMinimumSize(220, 140)
         self.plot = self.plot_widget.getPlotItem()
         self.plot.showGrid(y=True, alpha=0.25)
         self.plot.setMouseEnabled(x=True, y=False)
@@ -100,9 +101,7 @@ class VectorView(QtWidgets.QWidget):
 
         self.readout = QtWidgets.QLabel("")
         self.readout.setObjectName("vectorReadout")
-        rfont = self.readout.font()
-        rfont.setFamily("monospace")
-        rfont.setStyleHint(rfont.StyleHint.Monospace)
+        rfont = fixed_font(self.readout.font())
         self.readout.setFont(rfont)
         self.readout.setContentsMargins(4, 0, 4, 2)
         layout.addWidget(self.readout)

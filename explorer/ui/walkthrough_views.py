@@ -13,6 +13,7 @@ from PySide6.QtCore import Qt
 from explorer.core.colormaps import get_lut
 from explorer.core.render import render_channel, render_input_image, render_rgb
 from explorer.ui.stats_view import ACCENT, POSITIVE
+from explorer.ui.fonts import fixed_font
 
 pg.setConfigOptions(imageAxisOrder="row-major")
 
@@ -139,9 +140,7 @@ class TopClassesView(QtWidgets.QWidget):
         self.list_label = QtWidgets.QLabel("")
         self.list_label.setObjectName("topClassesList")
         self.list_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        mono = self.list_label.font()
-        mono.setFamily("monospace")
-        mono.setStyleHint(QtGui.QFont.StyleHint.Monospace)
+        mono = fixed_font(self.list_label.font())
         self.list_label.setFont(mono)
         layout.addWidget(self.list_label)
         self._entries: list[tuple[str, float]] = []

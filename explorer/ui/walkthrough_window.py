@@ -34,6 +34,8 @@ from explorer.ui.feature_view import FeatureView
 from explorer.ui.stage_strip import StageStrip, StripBlock, legend_html
 from explorer.ui.walkthrough_views import InputImageView, TopClassesView, input_pixels
 from explorer.ui.walkthrough_worker import JobCancelled, JobFailure, JobRunner
+from explorer.ui.spin_boxes import CheckedSpinBox
+from explorer.ui.fonts import fixed_font
 
 if TYPE_CHECKING:
     from explorer.ui.main_window import MainWindow
@@ -84,7 +86,7 @@ def ask_stage_count(parent: QWidget, stage_titles: list[str], default: int) -> i
     text.setWordWrap(True)
     layout.addWidget(text)
     form = QFormLayout()
-    spin = QSpinBox()
+    spin = CheckedSpinBox(label="Stages (N)")
     spin.setRange(1, max(1, len(stage_titles) - 1))
     spin.setValue(max(1, min(default, len(stage_titles) - 1)))
     last = QLabel()
@@ -95,7 +97,8 @@ def ask_stage_count(parent: QWidget, stage_titles: list[str], default: int) -> i
     form.addRow("", last)
     layout.addLayout(form)
     buttons = QDialogButtonBox(QDialogButtonBox.Ok | QDialogButtonBox.Cancel)
-    buttons.accepted.connect(dialog.accept)
+    # Enter on a refused number (99 of 5) must not close the dialog with the old one.
+    buttons.accepted.connect(lambda: None if spin.problem else dialog.accept())
     buttons.rejected.connect(dialog.reject)
     layout.addWidget(buttons)
     return spin.value() if dialog.exec() == QDialog.Accepted else None
@@ -454,9 +457,7 @@ class WalkthroughWindow(QMainWindow):
         self.parameters_text.setObjectName("namedParameters")
         self.parameters_text.setReadOnly(True)
         self.parameters_text.setLineWrapMode(QPlainTextEdit.NoWrap)
-        mono = self.parameters_text.font()
-        mono.setFamily("monospace")
-        mono.setStyleHint(mono.StyleHint.Monospace)
+        mono = fixed_font(self.parameters_text.font())
         self.parameters_text.setFont(mono)
         tabs.addTab(self.parameters_text, "named_parameters()")
         tabs.setTabToolTip(1, "The model's parameters with their shapes, as the PyTorch tutorial prints them")

@@ -324,8 +324,29 @@ def test_many_channels_render_and_label(view, qtbot):
     view.grid.viewport().repaint()
     layout = view.grid.grid_layout
     assert layout.count == 300
-    assert view.grid.labels.stride >= 1          # labels painted, thinned out if tiles are small
+    assert all(tile.contains(label) for _, label, tile in view.grid.labels.painted)   # numbers fit their tiles
     np.testing.assert_array_equal(view.grid.image_item.image, render_grid(out[0], "channel").image)
+
+
+def test_tile_numbers_shrink_then_hide_instead_of_covering_smaller_tiles(view, qtbot):
+    """Zoomed out, numbers bigger than their tiles covered the maps and each other."""
+    out = torch.randn(1, 300, 6, 6)
+    view.set_layer(LayerResult(0, "wide", "Conv2d", True, output=out, output_shape=tuple(out.shape)))
+    settle(qtbot)
+    labels, box = view.grid.labels, view.grid.view_box
+    seen = {}
+    for name, scale in (("zoomed in", 0.15), ("in between", 2.2), ("zoomed out", 6.0)):
+        box.scaleBy((scale, scale))
+        settle(qtbot)
+        view.grid.viewport().repaint()
+        assert all(tile.contains(label) for _, label, tile in labels.painted), name
+        seen[name] = (labels.stride, sorted(i for i, _, _ in labels.painted))
+    stride, painted = seen["zoomed in"]
+    assert stride == 1 and painted
+    cols = view.grid.grid_layout.cols
+    first_row = [i for i in painted if i // cols == painted[0] // cols]
+    assert first_row == list(range(first_row[0], first_row[-1] + 1))   # every tile in view, not every k-th
+    assert seen["zoomed out"] == (0, [])
 
 
 @pytest.mark.parametrize("out", [

@@ -178,6 +178,60 @@ def test_invalid_value_is_refused_at_the_field(qtbot, form, panel, doc):
     assert error_text(form, "groups") == ""
 
 
+@pytest.mark.parametrize("field, arg, text, reason", [
+    ("arg_stride_h", "stride", "0", "stride height must be at least 1, not 0"),
+    ("arg_stride_h", "stride", "-1", "stride height must be at least 1, not -1"),
+    ("arg_dilation_h", "dilation", "0", "dilation height must be at least 1, not 0"),
+    ("arg_kernel_size_h", "kernel_size", "-1", "kernel_size height must be at least 1, not -1"),
+    ("arg_out_channels", "out_channels", "0", "out_channels must be at least 1, not 0"),
+    ("arg_out_channels", "out_channels", "-1", "out_channels must be at least 1, not -1"),
+    ("arg_out_channels", "out_channels", "1e9", "out_channels can be at most 1,000,000, not 1e9"),
+    ("arg_out_channels", "out_channels", "2.5", "out_channels must be a whole number, not 2.5"),
+])
+def test_a_number_out_of_range_is_refused_at_the_field_never_changed(qtbot, form, doc, field, arg, text, reason):
+    """0 or -1 were put back without a word, and '1e9' became 19 (the 'e' was dropped)."""
+    before = doc.stack.layers[0].args.copy()
+    spin = child(form, QSpinBox, field)
+    shown = spin.value()
+    with qtbot.waitSignal(form.message, timeout=1000) as blocker:
+        type_into(qtbot, spin, text)
+    assert blocker.args[0] == f"{reason}; it stays {shown}."
+    assert error_text(form, arg) == f"{reason}; it stays {shown}."
+    assert doc.stack.layers[0].args == before and doc.undo_stack.count() == 0
+    assert spin.value() == shown and spin.text() == str(shown)
+    type_into(qtbot, spin, "2")                   # the next number it takes clears the sentence
+    assert error_text(form, arg) == ""
+
+
+def test_scientific_notation_in_an_int_field_is_the_number_it_says(qtbot, form, doc):
+    type_into(qtbot, child(form, QSpinBox, "arg_out_channels"), "1e2")
+    assert doc.stack.layers[0].args["out_channels"] == 100
+
+
+def test_a_refused_number_is_also_refused_when_focus_leaves(qtbot, form, doc):
+    spin = child(form, QSpinBox, "arg_stride_h")
+    form.activateWindow()
+    qtbot.waitActive(form)
+    spin.setFocus()
+    spin.selectAll()
+    qtbot.keyClicks(spin.lineEdit(), "0")
+    child(form, QLineEdit, "nameEdit").setFocus()      # click elsewhere
+    qtbot.waitUntil(lambda: error_text(form, "stride") != "", timeout=1000)
+    assert error_text(form, "stride") == "stride height must be at least 1, not 0; it stays 1."
+    assert "stride" not in doc.stack.layers[0].args
+
+
+def test_a_float_out_of_range_is_refused_with_the_reason(qtbot, form, doc):
+    doc.select(0)
+    doc.add_layer("BatchNorm2d")
+    momentum = child(form, QDoubleSpinBox, "arg_momentum")
+    type_into(qtbot, momentum, "2")
+    assert error_text(form, "momentum") == "momentum can be at most 1, not 2; it stays 0.1."
+    type_into(qtbot, momentum, "-0.5")
+    assert error_text(form, "momentum") == "momentum must be at least 0, not -0.5; it stays 0.1."
+    assert doc.stack.layers[1].args.get("momentum", 0.1) == pytest.approx(0.1)
+
+
 def test_value_that_breaks_a_later_layer_is_accepted(qtbot, form, panel, doc):
     doc.select(1)
     panel.add_actions()["Conv2d"].trigger()          # conv2: 6 → 8
@@ -257,8 +311,9 @@ def test_float_editor_shows_small_numbers_and_takes_scientific_notation(qtbot, f
     assert momentum.text() == "0.1"
     type_into(qtbot, momentum, "0.5")
     assert doc.stack.layers[1].args["momentum"] == pytest.approx(0.5)
-    type_into(qtbot, momentum, "2")              # out of range: the spin box does not take it
+    type_into(qtbot, momentum, "2")              # out of range: refused at the field, with the reason
     assert doc.stack.layers[1].args["momentum"] == pytest.approx(0.5)
+    assert "at most 1" in error_text(form, "momentum")
 
 
 def test_negative_dims_for_flatten(qtbot, form, doc):
@@ -382,3 +437,16 @@ def test_kernel_editor_edits_one_kernel_through_the_document(qtbot, doc):
     doc.select(1)
     assert editor.body.isHidden() and "Conv2d" in editor.hint.text()
 
+
+
+def test_refusals_reach_the_field_through_optional_and_padding_editors(qtbot, form, doc):
+    doc.select(2)                                       # MaxPool2d: stride is optional
+    child(form, QCheckBox, "arg_stride_set").setChecked(True)
+    type_into(qtbot, child(form, QSpinBox, "arg_stride_h"), "0")
+    assert error_text(form, "stride") == "stride height must be at least 1, not 0; it stays 2."
+    type_into(qtbot, child(form, QSpinBox, "arg_padding_h"), "-1")
+    assert error_text(form, "padding") == "padding height must be at least 0, not -1; it stays 0."
+    doc.select(0)                                       # Conv2d: padding is number / same / valid
+    type_into(qtbot, child(form, QSpinBox, "arg_padding_w"), "-3")
+    assert error_text(form, "padding") == "padding width must be at least 0, not -3; it stays 0."
+    assert doc.stack.layers[0].args.get("padding", 0) == 0 and doc.stack.layers[2].args["stride"] == 2

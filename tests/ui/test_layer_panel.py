@@ -268,12 +268,24 @@ def test_run_errors_are_shown_like_shape_errors(panel, doc):
     assert status(panel, 1) == "error"
     assert "ran out of memory" in panel.model.index(1).data(Qt.ItemDataRole.ToolTipRole)
     assert status(panel, 2) == "after_error"
-    # The error belongs to relu1, not to whatever ends up at index 1.
+    # An edit at or before relu1 makes that run's verdict stale: gone until the next run says again.
     doc.select(0)
     panel.add_actions()["ReLU"].trigger()
-    assert status(panel, 1) == "ok" and status(panel, 2) == "error"
+    assert all(status(panel, i) == "ok" for i in range(4))
+    # The error belongs to relu1 (now at 2), and an edit after it leaves it standing.
+    panel.set_run_errors({2: "The GPU ran out of memory in relu1."})
+    doc.set_arg(3, "kernel_size", 3)
+    assert status(panel, 1) == "ok" and status(panel, 2) == "error" and status(panel, 3) == "after_error"
     panel.set_run_errors({})
     assert all(status(panel, i) == "ok" for i in range(4))
+
+
+def test_the_shape_error_of_the_stack_as_it_is_wins_over_an_older_run_error(panel, doc):
+    panel.set_run_errors({2: "The GPU ran out of memory in pool1."})
+    doc.add_layer("Flatten", 1)          # now pool1 gets a flat input
+    reason = panel.model.error(3)
+    assert "out of memory" not in reason and "pool1" in reason
+    assert panel.problems() == {3: reason}
 
 
 def test_stale_shapes_are_ignored(qtbot, doc):

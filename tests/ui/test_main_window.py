@@ -194,9 +194,9 @@ def test_click_a_channel_and_switch_normalisation(make_window, qtbot):
     window.document.select(0)
     view = window.feature_view
     qtbot.waitExposed(window)
-    qtbot.wait(20)
+    # The statistics appear under the maps after the first run: wait until the grid has its size.
+    qtbot.waitUntil(lambda: view.grid.viewport().rect().contains(view.grid.widget_point_of_tile(4)), timeout=2000)
     point = view.grid.widget_point_of_tile(4)
-    assert view.grid.viewport().rect().contains(point)
     qtbot.mouseClick(view.grid.viewport(), Qt.LeftButton, pos=point)
     qtbot.wait(10)
     assert view.selected_channel == 4

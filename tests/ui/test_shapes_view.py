@@ -63,9 +63,14 @@ def test_lenet_rows_shapes_params_and_total(view):
     assert total == 61706
     assert view.total_label.text() == f"Total parameters: {total:,}"
     assert "[1, 10]" in view.status_label.text()
-    # monospace for shapes and formulas
-    font = cell(view, 0, COL_OUTPUT, QtCore.Qt.ItemDataRole.FontRole)
-    assert QtGui.QFontInfo(font).fixedPitch()
+    # Shapes and formulas are in Qt's system fixed font (not a family called 'monospace', which a
+    # machine with more fonts resolved to a proportional one), so numbers line up in the column.
+    fixed = QtGui.QFontDatabase.systemFont(QtGui.QFontDatabase.SystemFont.FixedFont)
+    for col in (COL_INPUT, COL_OUTPUT, COL_PARAMS, COL_FORMULA):
+        font = cell(view, 0, col, QtCore.Qt.ItemDataRole.FontRole)
+        assert font.family() == fixed.family(), col
+    fm = QtGui.QFontMetrics(cell(view, 0, COL_OUTPUT, QtCore.Qt.ItemDataRole.FontRole))
+    assert len({fm.horizontalAdvance(c) for c in "0123456789"}) == 1     # numbers of one length line up
 
 
 def test_conv_formula_text(view):

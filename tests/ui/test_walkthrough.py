@@ -627,3 +627,42 @@ def test_no_cyclic_collection_runs_beside_a_background_job(qapp):
     assert seen == [False] and gc.isenabled()
     runner.start(lambda r: (_ for _ in ()).throw(ValueError("boom")))      # a failing job too
     assert runner.wait_until_idle(10_000) and gc.isenabled()
+
+
+def test_send_to_stack_refuses_a_count_past_the_end_and_stays_open(qapp, qtbot):
+    """'99' with 5 stages became 9, then the old count, and Enter closed the dialog with it."""
+    from PySide6.QtCore import Qt, QTimer
+    from PySide6.QtWidgets import QApplication, QDialog, QSpinBox
+    titles = [f"{i}. stage {i}" for i in range(6)]
+    seen = {}
+
+    def answer():
+        dialog = next(w for w in QApplication.topLevelWidgets() if isinstance(w, QDialog) and w.isVisible())
+        spin = dialog.findChild(QSpinBox)
+        spin.setFocus()
+        spin.selectAll()
+        qtbot.keyClicks(spin.lineEdit(), "99")
+        qtbot.keyClick(spin.lineEdit(), Qt.Key.Key_Return)
+        seen["open"], seen["problem"], seen["value"] = dialog.isVisible(), spin.problem, spin.value()
+        spin.selectAll()
+        qtbot.keyClicks(spin.lineEdit(), "3")
+        qtbot.keyClick(spin.lineEdit(), Qt.Key.Key_Return)
+
+    QTimer.singleShot(50, answer)
+    assert walkthrough_window.ask_stage_count(None, titles, 4) == 3
+    assert seen == {"open": True, "problem": "Stages (N) can be at most 5, not 99; it stays 4.", "value": 4}
+
+
+def test_no_key_is_bound_twice_in_a_walkthrough_window(lenet):
+    from PySide6.QtGui import QAction, QKeySequence, QShortcut
+    keys = {}
+    for action in lenet.findChildren(QAction):
+        for key in action.shortcuts():
+            name = (key.toString(QKeySequence.SequenceFormat.PortableText), action.shortcutContext())
+            keys.setdefault(name, []).append(action.text())
+    for shortcut in lenet.findChildren(QShortcut):
+        for key in shortcut.keys():
+            name = (key.toString(QKeySequence.SequenceFormat.PortableText), shortcut.context())
+            keys.setdefault(name, []).append(shortcut.objectName())
+    assert any(k == "Right" for k, _ in keys)
+    assert {k: v for k, v in keys.items() if len(v) > 1} == {}
