@@ -16,7 +16,6 @@ import torch
 from PySide6.QtCore import QObject, QThread, Signal
 
 from explorer.core.devices import is_out_of_memory
-from explorer.ui import gc_pause
 
 
 class JobCancelled(Exception):
@@ -82,7 +81,6 @@ class JobRunner(QObject):
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
         self._thread: _JobThread | None = None
-        self._gc_paused = False
         self._cancel = threading.Event()
         self._succeeded.connect(self._on_succeeded)
         self._failed.connect(self._on_failed)
@@ -99,7 +97,6 @@ class JobRunner(QObject):
             return False
         self._cancel.clear()
         self._thread = _JobThread(job, self)
-        self._pause_gc(True)                  # until the thread has ended (_finish or shutdown)
         self._thread.start()
         self.busy_changed.emit(True)
         return True
@@ -110,8 +107,8 @@ class JobRunner(QObject):
     def shutdown(self, timeout_ms: int = 30_000) -> None:
         """Asks the job to stop and waits for the thread (no 'QThread destroyed while running')."""
         self._cancel.set()
-        if self._thread is not None and self._thread.wait(timeout_ms):
-            self._pause_gc(False)
+        if self._thread is not None:
+            self._thread.wait(timeout_ms)
 
     # ---------------------------------------------------------------- called from the job
     def cancelled(self) -> bool:
@@ -132,13 +129,7 @@ class JobRunner(QObject):
         thread, self._thread = self._thread, None
         if thread is not None:
             thread.wait()
-        self._pause_gc(False)
         self.busy_changed.emit(False)
-
-    def _pause_gc(self, on: bool) -> None:
-        if on != self._gc_paused:
-            self._gc_paused = on
-            (gc_pause.pause if on else gc_pause.resume)()
 
     def _on_progressed(self, done: int, total: int) -> None:
         if self._thread is not None:          # a late report of a job that already answered is dropped

@@ -19,7 +19,6 @@ from explorer.core.engine import RunResult, StackRunner
 from explorer.core.input_source import CifarCache, InputSource, load_input
 from explorer.core.inputs import InputBatch, InputError
 from explorer.core.stack import InputSpec, Stack
-from explorer.ui import gc_pause
 
 
 @dataclass(frozen=True)
@@ -110,8 +109,6 @@ class RunController(QObject):
     def _set_busy(self, busy: bool) -> None:
         if busy != self._busy:
             self._busy = busy
-            # No cyclic collection on this thread while the worker runs torch (see gc_pause).
-            (gc_pause.pause if busy else gc_pause.resume)()
             self.busy_changed.emit(busy)
 
     def _on_reply(self, reply: RunReply) -> None:

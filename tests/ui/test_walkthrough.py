@@ -610,20 +610,3 @@ def test_hover_on_a_map_drawn_shrunk_outlines_the_right_region(vgg, qapp, monkey
     point = channel.plot.vb.mapViewToScene(QPointF(150.5, 100.5))
     channel.graphics.scene().sigMouseMoved.emit(point)
     assert vgg.raw_view.region == stage.input_region(100, 150)
-
-
-def test_no_cyclic_collection_runs_beside_a_background_job(qapp):
-    """A collection on the GUI thread while a job runs torch's meta code crashed the interpreter
-    once (shiboken's import hook); the runner holds the collector off until its thread has ended."""
-    import gc
-
-    from explorer.ui.walkthrough_worker import JobRunner
-
-    runner = JobRunner()
-    seen = []
-    assert gc.isenabled()
-    runner.start(lambda r: seen.append(gc.isenabled()) or 1)
-    assert runner.wait_until_idle(10_000)
-    assert seen == [False] and gc.isenabled()
-    runner.start(lambda r: (_ for _ in ()).throw(ValueError("boom")))      # a failing job too
-    assert runner.wait_until_idle(10_000) and gc.isenabled()
