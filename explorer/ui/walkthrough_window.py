@@ -195,9 +195,16 @@ def capture_job(model_name: str, source: InputSource | None, image: torch.Tensor
             runner.check_cancelled()
             label = core_weights.load_weights(net, chosen or "random", name=model_name)
         runner.check_cancelled()
-        walk = core_walkthrough.capture(model_name, net, picture, device=device,
-                                        weights_label=label or model_weights,
-                                        categories=model_zoo.class_names(model_name))
+        # Closing the window mid-forward stops it at the next module (VGG's biggest conv: a fraction
+        # of a second on a CPU), not after the whole pass.
+        hooks = [m.register_forward_pre_hook(lambda *_: runner.check_cancelled()) for m in net.modules()]
+        try:
+            walk = core_walkthrough.capture(model_name, net, picture, device=device,
+                                            weights_label=label or model_weights,
+                                            categories=model_zoo.class_names(model_name))
+        finally:
+            for hook in hooks:
+                hook.remove()
         stats = {}
         for index, output in enumerate(walk.outputs):
             runner.check_cancelled()
@@ -907,7 +914,10 @@ class WalkthroughWindow(QMainWindow):
         self.show_message(text)
 
     def closeEvent(self, event: QCloseEvent) -> None:
-        self.jobs.shutdown()
+        # Closing never waits for a job: it is told to stop (a capture stops at its next module, a
+        # download at its next chunk) and the window goes at once. Building a model or a stalled
+        # network read cannot be interrupted; the window is deleted when its job has answered.
+        self.jobs.cancel()
         self._close_progress()
         self._closed = True
         # Let go of the model and the captured maps (VGG-16: over half a gigabyte), and of the window
@@ -917,7 +927,10 @@ class WalkthroughWindow(QMainWindow):
         self._modules_of = (None, None)
         event.accept()
         self.closed.emit()
-        self.deleteLater()
+        if self.jobs.busy:
+            self.jobs.busy_changed.connect(lambda busy: busy or self.deleteLater())
+        else:
+            self.deleteLater()
 
 
 # ============================================================================ opening from the main window
