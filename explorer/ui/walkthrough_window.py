@@ -529,7 +529,8 @@ class WalkthroughWindow(QMainWindow):
         return self.jobs.busy
 
     def wait_until_idle(self, timeout_ms: int = 120_000) -> bool:
-        return self.jobs.wait_until_idle(timeout_ms)
+        """For tests and scripts: the job has answered and the stage on screen is drawn."""
+        return self.jobs.wait_until_idle(timeout_ms) and self.feature_view.wait_until_ready(timeout_ms)
 
     # ---------------------------------------------------------------- capture
     def recapture(self, weights: str | None = None) -> bool:

@@ -163,3 +163,46 @@ def test_window_keeps_answering_under_concurrent_autosave_runs_walkthroughs_and_
     print(counts)
     assert counts["edits"] >= 3 and counts["selections"] >= 3 and counts["walkthroughs"] >= 1
     assert counts["worst_gap_s"] < 3.0, counts
+
+
+TENSOR_WORK = ("layer_stats", "render_grid", "render_rgb", "render_batch_channel", "render_view",
+               "prepare_display", "bucket_max_abs")
+
+
+@pytest.fixture
+def tensor_work_threads(monkeypatch):
+    """Records the thread of every call to the functions whose cost grows with a layer's size,
+    wherever a module of the app took them from (``from ... import`` copies the name)."""
+    import sys
+    calls: list[tuple[str, int]] = []
+    for module in [m for name, m in list(sys.modules.items()) if name.startswith("explorer") and m is not None]:
+        for name in TENSOR_WORK:
+            original = getattr(module, name, None)
+            if callable(original) and not getattr(original, "_recording", False):
+                def recording(*args, _original=original, _name=name, **kwargs):
+                    calls.append((_name, threading.get_ident()))
+                    return _original(*args, **kwargs)
+                recording._recording = True
+                monkeypatch.setattr(module, name, recording)
+    return calls
+
+
+def test_a_layer_click_does_no_tensor_work_on_the_gui_thread(make_window, qtbot, tensor_work_threads):
+    """Clicking through every layer of the default stack, then switching normalisation and mode: the
+    statistics, the grids and the bars are all made on other threads, and all get drawn."""
+    window = make_window()
+    view, doc = window.feature_view, window.document
+    gui = threading.get_ident()
+    tensor_work_threads.clear()
+    shown = []
+    for i in range(len(doc.stack.layers)):
+        doc.select(i)
+        assert view.wait_until_ready(30_000)
+        shown.append((view.message, view.stats_view.stats is not None))
+    view.set_normalization("layer")
+    view.set_mode("batch")
+    assert view.wait_until_ready(30_000)
+    on_gui = [name for name, thread in tensor_work_threads if thread == gui]
+    assert on_gui == [], on_gui
+    assert {name for name, _ in tensor_work_threads} >= {"layer_stats", "render_view"}
+    assert all(message is None and has_stats for message, has_stats in shown), shown

@@ -236,6 +236,7 @@ def test_hovering_a_feature_map_pixel_outlines_its_receptive_field_on_the_input(
     stage = next(s for s in vgg.walkthrough.stages if s.kind == "conv" and s.output_shape[2] == 112
                  and fields[s.modules[-1]] == 14)
     vgg.go_to(stage.index)
+    assert vgg.wait_until_idle()                          # the maps are prepared in the background
     qapp.processEvents()                                  # the views lay themselves out
     # The big channel view: output pixel (y=50, x=60).
     channel = vgg.feature_view.channel_view
@@ -597,6 +598,7 @@ def test_hover_on_a_map_drawn_shrunk_outlines_the_right_region(vgg, qapp, monkey
     monkeypatch.setattr(render, "DISPLAY_MAX_PIXELS", 1 << 21)
     stage = next(s for s in vgg.walkthrough.stages if s.kind == "conv" and s.output_shape[1:] == (64, 224, 224))
     vgg.go_to(stage.index)
+    assert vgg.wait_until_idle()
     qapp.processEvents()
     grid = vgg.feature_view.grid
     layout = grid.grid_layout
