@@ -37,6 +37,7 @@ def make_window(qtbot, tmp_path, monkeypatch):
         window.resize(1400, 900)
         window.show()
         assert window.runner.wait_until_idle(20_000)
+        assert window.feature_view.wait_until_ready(20_000) and window.kernel_editor.wait_until_ready(20_000)
         windows.append(window)
         return window
 
