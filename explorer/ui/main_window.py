@@ -23,7 +23,7 @@ from explorer.core.layers import CATEGORIES, LAYER_TYPES
 from explorer.core.shapes import infer_shapes
 from explorer.core.stack import Stack, StackError, load_stack, save_stack
 from explorer.ui import dialogs
-from explorer.ui.document import StackDocument
+from explorer.ui.document import HISTORY_BYTES, StackDocument
 from explorer.ui.feature_view import FeatureView
 from explorer.ui.input_panel import InputPanel
 from explorer.ui.kernel_editor import KernelEditor
@@ -261,6 +261,8 @@ class MainWindow(QMainWindow):
         doc.selection_changed.connect(self._selection_changed)
         doc.dirty_changed.connect(lambda _: self._update_title())
         doc.path_changed.connect(lambda _: self._update_title())
+        doc.history_trimmed.connect(lambda n: self.show_message(
+            f"Undo history over {HISTORY_BYTES // 2**20} MB: the oldest {n} step{'s' if n > 1 else ''} can no longer be undone."))
         self.runner.finished.connect(self._run_finished)
         self.runner.finished.connect(self.probe_panel.set_run)
         self.feature_view.channel_view.pixel_hovered.connect(

@@ -993,7 +993,7 @@ class WalkthroughLauncher:
         walk = walkthrough_window.walkthrough
         label = model_label(walkthrough_window.model_name)
         doc = self.window.document
-        doc.undo_stack.push(StackEdit(doc, f"Send {len(stack.layers)} layers of {label} to the stack", stack, 0,
+        doc.push(StackEdit(doc, f"Send {len(stack.layers)} layers of {label} to the stack", stack, 0,
                                       select=len(stack.layers) - 1))
         h, w = walk.raw_input.shape[-2:]
         self.window.set_source(InputSource.pasted(png_bytes(walk.raw_input), f"{label} input ({h}×{w})"))
