@@ -16,7 +16,7 @@ from PySide6.QtWidgets import QApplication
 
 from explorer.core.devices import resolve_device
 from explorer.core.input_source import InputSource
-from explorer.ui.gc_collector import install_gc_collector
+from explorer.ui.gc_collector import freeze_startup_objects, install_gc_collector
 
 log = logging.getLogger("explorer")
 
@@ -127,6 +127,7 @@ def run_app(args) -> int:
     window = MainWindow(stack, source_from_args(args), device, stack_path=stack_path)
     install_error_hooks(lambda: window)
     window.show()
+    QTimer.singleShot(2000, freeze_startup_objects)     # after the warm-up thread's imports
     if stack is None:
         QTimer.singleShot(0, window.offer_autosave)
     return app.exec()

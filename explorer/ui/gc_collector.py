@@ -13,10 +13,20 @@ from __future__ import annotations
 
 import gc
 import threading
+import time
 
-from PySide6.QtCore import QCoreApplication, QObject, QTimer
+from PySide6.QtCore import QCoreApplication, QEvent, QObject, QTimer
 
 INTERVAL_MS = 500
+# A full collection walks every object (torch and torchvision make that 400,000: half a second on a
+# busy CPU). The automatic collector does one only when the long-lived objects have grown by a
+# quarter, which Python does not expose; a full collection at most this often stands in for it.
+FULL_EVERY_S = 60.0
+# ... and only once the user has not touched mouse or keyboard for this long: a pause then is unseen.
+IDLE_S = 3.0
+
+_INPUT_EVENTS = {QEvent.Type.MouseButtonPress, QEvent.Type.MouseButtonRelease, QEvent.Type.MouseMove,
+                 QEvent.Type.KeyPress, QEvent.Type.KeyRelease, QEvent.Type.Wheel, QEvent.Type.TouchBegin}
 
 _installed: "GuiGarbageCollector | None" = None
 
@@ -29,6 +39,10 @@ class GuiGarbageCollector(QObject):
         self.threshold = gc.get_threshold()
         self.gui_thread = threading.get_ident()
         self.collections = 0          # for tests: how many times check() collected something
+        self._last_full = time.monotonic()
+        self.last_input = time.monotonic()
+        if parent is not None:
+            parent.installEventFilter(self)        # the application: sees every input event
         gc.disable()
         self.timer = QTimer(self)
         self.timer.setInterval(interval_ms)
@@ -43,12 +57,29 @@ class GuiGarbageCollector(QObject):
             return
         generation = 0
         if l1 > self.threshold[1]:
-            generation = 2 if l2 > self.threshold[2] else 1
+            generation = 1
+            now = time.monotonic()
+            if l2 > self.threshold[2] and now - self._last_full >= FULL_EVERY_S and now - self.last_input >= IDLE_S:
+                generation = 2
+                self._last_full = time.monotonic()
         gc.collect(generation)
         self.collections += 1
 
+    def eventFilter(self, watched, event) -> bool:
+        if event.type() in _INPUT_EVENTS:
+            self.last_input = time.monotonic()
+        return False
+
     def stop(self) -> None:
         self.timer.stop()
+
+
+def freeze_startup_objects() -> None:
+    """Moves everything alive now (modules, classes, the window's widgets: objects that live as long
+    as the session) out of the collector's sight, so full collections walk only what came later.
+    Called once, after the window is up."""
+    gc.collect()
+    gc.freeze()
 
 
 def install_gc_collector(app: QCoreApplication | None = None) -> GuiGarbageCollector:

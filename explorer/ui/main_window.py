@@ -24,6 +24,7 @@ from explorer.core.shapes import infer_shapes
 from explorer.core.stack import Stack, StackError, load_stack, save_stack
 from explorer.ui import dialogs
 from explorer.ui.document import HISTORY_BYTES, StackDocument
+from explorer.ui.reaper import release_later
 from explorer.ui.feature_view import FeatureView
 from explorer.ui.input_panel import InputPanel
 from explorer.ui.kernel_editor import KernelEditor
@@ -351,6 +352,8 @@ class MainWindow(QMainWindow):
             return
         source_changed = reply.request.source != self.source
         shape_before = self._input_shape()
+        # The previous result can be gigabytes: freed on the reaper's thread, not this one.
+        release_later(self.result)
         self.source, self.batch, self.result = reply.request.source, reply.batch, reply.result
         if source_changed:
             self.banner.setVisible(False)

@@ -33,6 +33,7 @@ from explorer.ui import dialogs
 from explorer.ui.feature_view import FeatureView
 from explorer.ui.stage_strip import StageStrip, StripBlock, legend_html
 from explorer.ui.walkthrough_views import InputImageView, TopClassesView, input_pixels
+from explorer.ui.reaper import release_later
 from explorer.ui.walkthrough_worker import JobCancelled, JobFailure, JobRunner
 
 if TYPE_CHECKING:
@@ -593,6 +594,9 @@ class WalkthroughWindow(QMainWindow):
         outcome: CaptureOutcome = result
         self._set_download_size(outcome.download_size)
         self._stage_stats = outcome.stage_stats
+        if outcome.model is not self.model:
+            release_later(self.model)
+        release_later(self.walkthrough)
         self.model = outcome.model
         self.walkthrough = outcome.walkthrough
         self.problem.setVisible(False)
@@ -924,6 +928,8 @@ class WalkthroughWindow(QMainWindow):
         # Let go of the model and the captured maps (VGG-16: over half a gigabyte), and of the window
         # itself: as a child of the main window it would otherwise live until that one closes.
         self.feature_view.set_layer(None)
+        release_later(self.walkthrough)         # VGG-16's maps and weights: freed off the GUI thread
+        release_later(self.model)
         self.walkthrough, self.model, self._stage_stats, self._inputs_shown_for = None, None, {}, None
         self._modules_of = (None, None)
         event.accept()

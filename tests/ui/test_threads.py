@@ -206,3 +206,50 @@ def test_a_layer_click_does_no_tensor_work_on_the_gui_thread(make_window, qtbot,
     assert on_gui == [], on_gui
     assert {name for name, _ in tensor_work_threads} >= {"layer_stats", "render_view"}
     assert all(message is None and has_stats for message, has_stats in shown), shown
+
+
+def test_full_collections_wait_for_an_idle_user_and_are_rare(gui_thread_gc, monkeypatch):
+    """A full collection walks ~400,000 objects once torch and torchvision are loaded (half a second):
+    the collector does it at most every FULL_EVERY_S, and only when the user is idle."""
+    from explorer.ui import gc_collector
+    collected = []
+    fake = type("FakeGc", (), {"get_count": staticmethod(lambda: (800, 20, 20)),
+                               "get_threshold": staticmethod(lambda: (700, 10, 10)),
+                               "disable": staticmethod(lambda: None),
+                               "collect": staticmethod(collected.append)})
+    monkeypatch.setattr(gc_collector, "gc", fake)
+    collector = gc_collector.GuiGarbageCollector(None)
+    collector.timer.stop()
+    now = time.monotonic()
+    collector._last_full, collector.last_input = now - 1000, now           # typing right now
+    collector.check()
+    collector._last_full, collector.last_input = now - 10, now - 1000      # idle, but one just ran
+    collector.check()
+    collector._last_full, collector.last_input = now - 1000, now - 1000    # idle and due
+    collector.check()
+    assert collected == [1, 1, 2]
+
+
+class _Payload:
+    """Stands for a run's result: records the thread that frees it."""
+
+    def __init__(self, freed_on: list):
+        self.freed_on = freed_on
+
+    def __del__(self):
+        self.freed_on.append(threading.get_ident())
+
+
+def test_big_results_are_freed_on_the_reaper_thread_once_nobody_holds_them(qtbot):
+    """Freeing 1.6 GB of tensors takes ~0.3 s: the window hands old results to the reaper."""
+    from explorer.ui import reaper
+    freed_on: list[int] = []
+    payload = _Payload(freed_on)
+    still_held = [payload]                      # a view that has not moved on yet
+    reaper.release_later(payload)
+    del payload
+    time.sleep(reaper.HOLD_S + 0.3)
+    assert freed_on == []                       # not while someone else holds it
+    still_held.clear()                          # on the GUI thread: not the last reference any more
+    qtbot.waitUntil(lambda: freed_on != [], timeout=3000)
+    assert freed_on[0] != threading.get_ident()
