@@ -8,9 +8,49 @@ from __future__ import annotations
 import threading
 import time
 import traceback
+import weakref
 from typing import Any, Callable
 
 from PySide6.QtCore import QObject, Signal
+
+
+class _Mailbox:
+    def __init__(self):
+        self.lock = threading.Condition()
+        self.pending: tuple | None = None
+        self.closed = False
+
+    def close(self) -> None:
+        with self.lock:
+            self.closed, self.pending = True, None
+            self.lock.notify()
+
+
+def _serve(mailbox: _Mailbox, owner: "weakref.ref[LatestCall]") -> None:
+    """The thread: holds the QObject it answers through only weakly and ends when it is destroyed."""
+    while True:
+        with mailbox.lock:
+            while mailbox.pending is None and not mailbox.closed:
+                mailbox.lock.wait()
+            if mailbox.closed:
+                return
+            (token, fn, args), mailbox.pending = mailbox.pending, None
+        try:
+            result, error = fn(*args), None
+        except Exception as e:     # the widget says it in a sentence; the details go to the log
+            import logging
+            logging.getLogger("explorer").info("Background call failed\n%s", traceback.format_exc())
+            result, error = None, e
+        del fn, args
+        caller = owner()
+        if caller is None:
+            return
+        try:
+            caller._done.emit(token, result, error)
+        except RuntimeError:       # the widget is gone (closing)
+            return
+        finally:
+            del caller, result, error
 
 
 class LatestCall(QObject):
@@ -20,8 +60,9 @@ class LatestCall(QObject):
     def __init__(self, name: str, parent: QObject | None = None):
         super().__init__(parent)
         self._name = name
-        self._lock = threading.Condition()
-        self._pending: tuple | None = None
+        self._mailbox = _Mailbox()
+        mailbox = self._mailbox
+        self.destroyed.connect(lambda *_: mailbox.close())      # the thread ends with its widget
         self._requested = 0
         self._delivered = 0
         self._thread: threading.Thread | None = None
@@ -33,33 +74,16 @@ class LatestCall(QObject):
 
     def submit(self, fn: Callable[..., Any], *args) -> int:
         """Runs ``fn(*args)`` on the thread, replacing a call that has not started; returns its token."""
-        with self._lock:
+        mailbox = self._mailbox
+        with mailbox.lock:
             self._requested += 1
-            self._pending = (self._requested, fn, args)
+            mailbox.pending = (self._requested, fn, args)
             if self._thread is None:
-                self._thread = threading.Thread(target=self._loop, name=self._name, daemon=True)
+                self._thread = threading.Thread(target=_serve, args=(mailbox, weakref.ref(self)),
+                                                name=self._name, daemon=True)
                 self._thread.start()
-            self._lock.notify()
+            mailbox.lock.notify()
             return self._requested
-
-    def _loop(self) -> None:
-        while True:
-            with self._lock:
-                while self._pending is None:
-                    self._lock.wait()
-                (token, fn, args), self._pending = self._pending, None
-            try:
-                result, error = fn(*args), None
-            except Exception as e:     # the widget says it in a sentence; the details go to the log
-                import logging
-                logging.getLogger("explorer").info("Background call failed\n%s", traceback.format_exc())
-                result, error = None, e
-            del fn, args
-            try:
-                self._done.emit(token, result, error)
-            except RuntimeError:       # the widget is gone (closing)
-                return
-            del result, error
 
     def _on_done(self, token: int, result, error) -> None:
         self._delivered = max(self._delivered, token)

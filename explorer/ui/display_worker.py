@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 import time
 import traceback
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -83,6 +84,44 @@ def prepare(request: DisplayRequest) -> DisplayReply:
     return reply
 
 
+class _Mailbox:
+    """What the thread shares with the GUI thread: plain Python, no Qt."""
+
+    def __init__(self):
+        self.lock = threading.Condition()
+        self.pending: DisplayRequest | None = None
+        self.closed = False
+
+    def close(self) -> None:
+        with self.lock:
+            self.closed = True
+            self.pending = None
+            self.lock.notify()
+
+
+def _serve(mailbox: _Mailbox, owner: "weakref.ref[DisplayPreparer]") -> None:
+    """The thread: only a weak reference to the QObject it answers through, so the thread neither
+    keeps the view's objects alive nor outlives them (it ends when the preparer is destroyed)."""
+    while True:
+        with mailbox.lock:
+            while mailbox.pending is None and not mailbox.closed:
+                mailbox.lock.wait()
+            if mailbox.closed:
+                return
+            request, mailbox.pending = mailbox.pending, None
+        reply = prepare(request)
+        del request
+        preparer = owner()
+        if preparer is None:
+            return
+        try:
+            preparer._done.emit(reply)
+        except RuntimeError:      # the view is gone (application closing): nobody to tell
+            return
+        finally:
+            del preparer, reply
+
+
 class DisplayPreparer(QObject):
     """Lives on the GUI thread; ``ready`` carries a DisplayReply there."""
 
@@ -91,12 +130,13 @@ class DisplayPreparer(QObject):
 
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
-        self._lock = threading.Condition()
-        self._pending: DisplayRequest | None = None
+        self._mailbox = _Mailbox()
         self._requested = 0            # the newest request's token
         self._delivered = 0            # the newest token answered on the GUI thread (or dropped)
         self._thread: threading.Thread | None = None
         self._done.connect(self._on_done)
+        mailbox = self._mailbox
+        self.destroyed.connect(lambda *_: mailbox.close())      # the thread ends with its view
 
     @property
     def busy(self) -> bool:
@@ -104,36 +144,23 @@ class DisplayPreparer(QObject):
         return self._delivered < self._requested
 
     def request(self, source: torch.Tensor, settings: ViewSettings, need_stats: bool, need_view: bool) -> int:
-        with self._lock:
+        mailbox = self._mailbox
+        with mailbox.lock:
             self._requested += 1
-            self._pending = DisplayRequest(self._requested, source, settings, need_stats, need_view)
+            mailbox.pending = DisplayRequest(self._requested, source, settings, need_stats, need_view)
             if self._thread is None:
-                self._thread = threading.Thread(target=self._loop, name="display", daemon=True)
+                self._thread = threading.Thread(target=_serve, args=(mailbox, weakref.ref(self)),
+                                                name="display", daemon=True)
                 self._thread.start()
-            self._lock.notify()
+            mailbox.lock.notify()
             return self._requested
 
     def forget(self) -> None:
         """Drops a request not started yet (the view shows nothing now)."""
-        with self._lock:
-            if self._pending is not None:
-                self._pending = None
+        with self._mailbox.lock:
+            if self._mailbox.pending is not None:
+                self._mailbox.pending = None
                 self._delivered = self._requested
-
-    # ---------------------------------------------------------------- the thread
-    def _loop(self) -> None:
-        while True:
-            with self._lock:
-                while self._pending is None:
-                    self._lock.wait()
-                request, self._pending = self._pending, None
-            reply = prepare(request)
-            del request
-            try:
-                self._done.emit(reply)
-            except RuntimeError:      # the view is gone (application closing): nobody to tell
-                return
-            del reply
 
     # ---------------------------------------------------------------- GUI thread
     def _on_done(self, reply: DisplayReply) -> None:
