@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import faulthandler
 import gc
+import sys
 import threading
 import time
 
@@ -61,7 +62,7 @@ def test_an_error_on_a_worker_thread_is_shown_from_the_gui_thread(qtbot, monkeyp
     shown = []
     monkeypatch.setattr(dialogs, "show_error", lambda parent, title, message, details:
                         shown.append((threading.get_ident(), message)))
-    old_hook, old_thread_hook = __import__("sys").excepthook, threading.excepthook
+    old_hook, old_thread_hook = sys.excepthook, threading.excepthook
     try:
         app_module.install_error_hooks(lambda: None)
         worker = threading.Thread(target=lambda: 1 / 0)
@@ -69,7 +70,7 @@ def test_an_error_on_a_worker_thread_is_shown_from_the_gui_thread(qtbot, monkeyp
         worker.join()
         qtbot.waitUntil(lambda: shown != [], timeout=3000)
     finally:
-        __import__("sys").excepthook, threading.excepthook = old_hook, old_thread_hook
+        sys.excepthook, threading.excepthook = old_hook, old_thread_hook
     assert shown[0][0] == threading.get_ident()
     assert shown[0][1].startswith("ZeroDivisionError: division by zero")
 
@@ -79,6 +80,7 @@ def test_fault_log_records_a_hang_of_the_gui_thread(qapp, tmp_path, monkeypatch)
     thread's stack there (here with a deadline of one second)."""
     monkeypatch.setattr(app_module, "HANG_DUMP_S", 1)
     log = tmp_path / "explorer.log"
+    was_enabled = faulthandler.is_enabled()    # pytest's own crash handler, on stderr
     rearm = app_module.install_fault_log(log)
     try:
         rearm.timeout.emit()                   # the deadline as the running app sets it
@@ -87,6 +89,8 @@ def test_fault_log_records_a_hang_of_the_gui_thread(qapp, tmp_path, monkeypatch)
         rearm.stop()
         faulthandler.cancel_dump_traceback_later()
         faulthandler.disable()
+        if was_enabled:
+            faulthandler.enable(file=sys.__stderr__)
     text = log.read_text()
     assert "Timeout (0:00:01)!" in text and "test_fault_log_records_a_hang" in text
 
@@ -178,7 +182,6 @@ TENSOR_WORK = ("layer_stats", "render_grid", "render_rgb", "render_batch_channel
 def tensor_work_threads(monkeypatch):
     """Records the thread of every call to the functions whose cost grows with a layer's size,
     wherever a module of the app took them from (``from ... import`` copies the name)."""
-    import sys
     calls: list[tuple[str, int]] = []
     for module in [m for name, m in list(sys.modules.items()) if name.startswith("explorer") and m is not None]:
         for name in TENSOR_WORK:
