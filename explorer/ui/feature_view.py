@@ -753,6 +753,9 @@ class FeatureView(QtWidgets.QWidget):
         return None
 
     def _remember_view(self, source: torch.Tensor, key: tuple, view) -> None:
+        # Pictures of outputs that no longer exist (an edit replaced them) go at once: up to 4 MB each.
+        for dead in [k for k, (ref, _) in self._views.items() if ref() is None]:
+            del self._views[dead]
         self._views[key] = (weakref.ref(source), view)
         self._views.move_to_end(key)
         while len(self._views) > _VIEW_CACHE_SIZE:

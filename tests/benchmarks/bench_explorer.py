@@ -800,6 +800,14 @@ def bench_mixed_memory(report: Report, app, folder: Path, device: str, edits: in
                     f"({'PASS' if growth < 20 else 'FAIL'}, target < 20 MB); {seconds:.0f} s for {edits} edits")
     report.emit(f"  undo steps kept: {doc.undo_stack.count()} holding {history:.1f} MB of tensors of their own; "
                 f"None refcount change per edit: {none_drift:+.1f}")
+    steps = doc.undo_stack.count()
+    doc.undo_stack.clear()
+    gc.collect()
+    wait_events(100)
+    cleared = malloc_trim()
+    if cleared is not None and trimmed is not None:
+        report.emit(f"  with the undo history cleared: {cleared:7.1f} MB, {cleared - start:+.1f} MB against the start "
+                    f"(the {steps} steps took {trimmed - cleared:.1f} MB)")
     close_window(window)
 
 
