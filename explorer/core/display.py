@@ -26,7 +26,8 @@ class ViewSettings:
         """Settings that change the pixels: the channel matters only across the batch, the item not then."""
         item = None if self.mode == "batch" else min(self.batch_index, out.shape[0] - 1)
         channel = min(self.channel, out.shape[1] - 1) if self.mode == "batch" else None
-        return (SameTensor(out), self.mode, self.normalization, item, channel)
+        # The display budget is read at render time (tests and the benchmark lower it): part of the key.
+        return (SameTensor(out), self.mode, self.normalization, item, channel, render.DISPLAY_MAX_PIXELS)
 
 
 @dataclass

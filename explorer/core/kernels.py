@@ -412,12 +412,32 @@ def kernel_from_text(text: str, kh: int, kw: int) -> torch.Tensor:
 _SEEDED: dict[tuple, dict[str, torch.Tensor]] = {}
 
 
+def _seeded_key(spec: LayerSpec, seed: int) -> tuple:
+    import json
+    return (spec.type, spec.name, json.dumps(spec.args, sort_keys=True, default=list), seed)
+
+
+def cached_layer_parameters(spec: LayerSpec, seed: int) -> dict[str, torch.Tensor] | None:
+    """layer_parameters if it needs no building (hand-set state covers every parameter, or the seed's
+    values are cached), else None: building allocates and fills the whole layer, which the GUI
+    thread must not wait for (a background call to layer_parameters does it)."""
+    from explorer.core.layers import state_shapes
+    if spec.state and set(state_shapes(spec)) <= set(spec.state):      # meta tensors: allocates nothing
+        return dict(spec.state)
+    seeded = _SEEDED.get(_seeded_key(spec, seed))
+    if seeded is None:
+        return None
+    out = dict(seeded)
+    if spec.state:
+        out.update(spec.state)
+    return out
+
+
 def layer_parameters(spec: LayerSpec, seed: int) -> dict[str, torch.Tensor]:
     """The parameters the engine runs with, on the CPU: hand-set state where there is some, the
     seed's values for the rest. The seeded part is cached (building a large layer takes a while and
     the editor asks on every keystroke); do not modify the tensors returned."""
-    import json
-    key = (spec.type, spec.name, json.dumps(spec.args, sort_keys=True, default=list), seed)
+    key = _seeded_key(spec, seed)
     seeded = _SEEDED.get(key)
     if seeded is None:
         module = build_module(spec.copy(state=None), seed)

@@ -3,6 +3,7 @@ closing, and the choice of stack and input from the command line."""
 
 from __future__ import annotations
 
+import faulthandler
 import logging
 import sys
 import threading
@@ -15,7 +16,7 @@ from PySide6.QtWidgets import QApplication
 
 from explorer.core.devices import resolve_device
 from explorer.core.input_source import InputSource
-from explorer.ui.gc_pause import gc_paused
+from explorer.ui.gc_collector import freeze_startup_objects, install_gc_collector
 
 log = logging.getLogger("explorer")
 
@@ -77,6 +78,25 @@ def install_error_hooks(window_getter) -> ErrorReporter:
     return reporter
 
 
+HANG_DUMP_S = 20          # a GUI thread silent this long leaves every thread's stack in the log
+_fault_file = None
+
+
+def install_fault_log(path: Path) -> QTimer:
+    """A crash (segfault, abort) writes every thread's Python stack into the log, and so does a GUI
+    thread that stops answering for HANG_DUMP_S: a timer on the GUI thread keeps pushing
+    faulthandler's deadline back, so only a real hang lets it fire."""
+    global _fault_file
+    _fault_file = open(path, "a", buffering=1)       # kept open: faulthandler writes to its descriptor
+    faulthandler.enable(file=_fault_file, all_threads=True)
+    rearm = QTimer(QApplication.instance())
+    rearm.setInterval(1000)
+    rearm.timeout.connect(lambda: faulthandler.dump_traceback_later(HANG_DUMP_S, file=_fault_file))
+    rearm.start()
+    faulthandler.dump_traceback_later(HANG_DUMP_S, file=_fault_file)
+    return rearm
+
+
 def configure_pyqtgraph() -> None:
     pg.setConfigOptions(imageAxisOrder="row-major", antialias=True, background="w", foreground="k")
 
@@ -88,6 +108,7 @@ def make_application(argv: list[str] | None = None) -> QApplication:
     app.setDesktopFileName("feature-map-explorer")     # matches the .desktop entry the installers add
     app.setWindowIcon(application_icon())
     configure_pyqtgraph()
+    install_gc_collector(app)
     return app
 
 
@@ -118,8 +139,7 @@ def warm_up_shape_inference() -> None:
     def warm():
         from explorer.core.engine import run_on_meta
         from explorer.core.examples import load_example
-        with gc_paused():
-            run_on_meta(load_example("default"), (1, 3, 8, 8))
+        run_on_meta(load_example("default"), (1, 3, 8, 8))     # data only: nothing of Qt here
     threading.Thread(target=warm, name="warm-up", daemon=True).start()
 
 
@@ -127,7 +147,6 @@ def run_app(args) -> int:
     from explorer.core.examples import resolve_stack
     from explorer.ui.main_window import MainWindow
 
-    warm_up_shape_inference()
     stack, stack_path = None, None
     if getattr(args, "stack", None):
         stack = resolve_stack(args.stack)       # a StackError here is one line on stderr (cli.main)
@@ -135,11 +154,14 @@ def run_app(args) -> int:
             stack_path = Path(args.stack)
     device = str(resolve_device(getattr(args, "device", "auto")))   # DeviceError: one line on stderr
     app = make_application()
+    warm_up_shape_inference()      # after the collector is GUI-only: the thread must not set it off
     logging.basicConfig(filename=str(log_path()), level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    install_fault_log(log_path())
     window = MainWindow(stack, source_from_args(args), device, stack_path=stack_path)
     install_error_hooks(lambda: window)
     window.show()
+    QTimer.singleShot(2000, freeze_startup_objects)     # after the warm-up thread's imports
     if stack is None:
         QTimer.singleShot(0, window.offer_autosave)
     return app.exec()

@@ -7,6 +7,7 @@ first layer whose output the edit can affect (so the runner recomputes only from
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,22 +22,124 @@ from explorer.core.stack import InputSpec, Stack, default_name, name_problem
 
 
 MERGE_SECONDS = 1.5   # keystrokes into one field within this time are one undo step
+HISTORY_BYTES = 256 * 1024 * 1024   # the undo history's own tensors; older steps are dropped beyond it
+PATCH_FRACTION = 0.25               # a changed tensor is kept as its changed values up to this share
+
+
+# ---------------------------------------------------------------- compact snapshots
+# A step of the history that is no longer the newest keeps its two snapshots "hollow": a state
+# tensor that the other side of the step has too is a reference to it, and one that differs in a
+# few values (a cell edit of a 512×512×3×3 conv: one value of 2.4 million) is a patch against it.
+# Undo and redo rebuild the side they need from the stack on screen, which is then the other side.
+
+@dataclass(frozen=True)
+class _Same:
+    layer: int              # index of the layer on the other side
+    key: str
+
+
+@dataclass(frozen=True)
+class _Patch:
+    layer: int
+    key: str
+    index: torch.Tensor     # flat indices that differ
+    values: torch.Tensor    # this side's values there
+
+    @property
+    def nbytes(self) -> int:
+        return self.index.numel() * self.index.element_size() + self.values.numel() * self.values.element_size()
+
+
+def _hollow(side: Stack, other: Stack) -> Stack:
+    """``side`` with every state tensor that can be rebuilt from ``other`` replaced by a _Same or a _Patch."""
+    where = {id(t): (j, k) for j, layer in enumerate(other.layers) for k, t in (layer.state or {}).items()}
+    out = side.copy()
+    for i, layer in enumerate(out.layers):
+        if not layer.state:
+            continue
+        state = {}
+        for key, t in layer.state.items():
+            state[key] = t
+            if not isinstance(t, torch.Tensor):
+                continue
+            if id(t) in where:
+                state[key] = _Same(*where[id(t)])
+                continue
+            if i < len(other.layers) and other.layers[i].name == layer.name and other.layers[i].state:
+                o = other.layers[i].state.get(key)
+                if isinstance(o, torch.Tensor) and o.shape == t.shape and o.dtype == t.dtype and o.device == t.device:
+                    changed = (o.reshape(-1) != t.reshape(-1)).nonzero().reshape(-1)
+                    if changed.numel() <= PATCH_FRACTION * t.numel():
+                        state[key] = _Patch(i, key, changed, t.reshape(-1)[changed].clone())
+        layer.state = state
+    return out
+
+
+def _rebuild(side: Stack, current: Stack) -> Stack:
+    """A hollow snapshot made whole again from ``current`` (the other side of its step)."""
+    out = side.copy()
+    for layer in out.layers:
+        if not layer.state:
+            continue
+        state = {}
+        for key, v in layer.state.items():
+            if isinstance(v, _Same):
+                v = current.layers[v.layer].state[v.key]
+            elif isinstance(v, _Patch):
+                base = current.layers[v.layer].state[v.key]
+                t = base.clone()            # tensors of the document are never changed in place
+                t.view(-1)[v.index] = v.values
+                v = t
+            state[key] = v
+        layer.state = state
+    return out
+
+
+def _tensors(stack: Stack):
+    """The whole tensors a (possibly hollow) snapshot holds, and the patches' bytes."""
+    for layer in stack.layers:
+        for v in (layer.state or {}).values():
+            yield v
 
 
 class StackEdit(QUndoCommand):
-    """Swaps one stack snapshot for another. Snapshots share tensors; specs are copied."""
+    """Swaps one stack snapshot for another. Snapshots share tensors; specs are copied. Once a newer
+    step is on the history, both snapshots are kept hollow (see _hollow)."""
 
     def __init__(self, doc: "StackDocument", text: str, after: Stack, first_index: int,
-                 merge_key: tuple | None = None, select: int | None = None):
+                 merge_key: tuple | None = None, select: int | None = None, before: Stack | None = None):
         super().__init__(text)
         self.doc = doc
-        self.before = doc.stack.copy()
+        self.before = doc.stack.copy() if before is None else before
         self.after = after
         self.first_index = first_index
         self.merge_key = merge_key
         self.created = time.monotonic()
         self.select_before = doc.selected
         self.select_after = doc.selected if select is None else select
+        self.hollow = False
+        self._skip_redo = False         # re-pushed after the oldest steps were dropped: already applied
+
+    def compact(self) -> None:
+        """Keeps only what this step changed (it is done, the stack on screen is its ``after``)."""
+        if self.hollow:
+            return
+        before = _hollow(self.before, self.after)
+        self.after = _hollow(self.after, self.before)
+        self.before = before
+        self.hollow = True
+
+    def history_tensors(self):
+        yield from _tensors(self.before)
+        yield from _tensors(self.after)
+
+    def copy_for(self, doc: "StackDocument") -> "StackEdit":
+        """The same step as a new command (QUndoStack cannot drop its oldest steps: it is refilled)."""
+        twin = StackEdit(doc, self.text(), self.after, self.first_index, self.merge_key, self.select_after,
+                         before=self.before)
+        twin.select_before, twin.created, twin.hollow = self.select_before, self.created, self.hollow
+        twin._skip_redo = True
+        return twin
 
     def id(self) -> int:
         return 1 if self.merge_key is not None else -1
@@ -45,6 +148,8 @@ class StackEdit(QUndoCommand):
         # Typing 1, 2, 8 into a spin box is one edit, not three.
         if not isinstance(other, StackEdit) or other.merge_key != self.merge_key or self.merge_key is None:
             return False
+        if self.hollow:
+            return False          # an older step made the newest again by undo: merged no more
         if other.created - self.created > MERGE_SECONDS:
             return False          # a separate edit of the same field, later on: its own undo step
         self.after = other.after
@@ -54,10 +159,15 @@ class StackEdit(QUndoCommand):
         return True
 
     def redo(self) -> None:
-        self.doc._apply(self.after.copy(), self.first_index, self.select_after)
+        if self._skip_redo:
+            self._skip_redo = False
+            return
+        after = _rebuild(self.after, self.doc.stack) if self.hollow else self.after.copy()
+        self.doc._apply(after, self.first_index, self.select_after)
 
     def undo(self) -> None:
-        self.doc._apply(self.before.copy(), self.first_index, self.select_before)
+        before = _rebuild(self.before, self.doc.stack) if self.hollow else self.before.copy()
+        self.doc._apply(before, self.first_index, self.select_before)
 
 
 class StackDocument(QObject):
@@ -65,6 +175,7 @@ class StackDocument(QObject):
     selection_changed = Signal(int)  # -1 when nothing is selected
     path_changed = Signal(object)    # Path | None
     dirty_changed = Signal(bool)
+    history_trimmed = Signal(int)    # how many of the oldest undo steps were dropped (memory)
 
     def __init__(self, stack: Stack | None = None, parent: QObject | None = None):
         super().__init__(parent)
@@ -75,6 +186,7 @@ class StackDocument(QObject):
         self.undo_stack = QUndoStack(self)
         self.undo_stack.cleanChanged.connect(self._clean_changed)
         self._preview_base: Stack | None = None   # the real stack while a preview is shown
+        self.history_limit = HISTORY_BYTES
 
     def _clean_changed(self, clean: bool) -> None:
         self.dirty_changed.emit(not clean)
@@ -130,7 +242,72 @@ class StackDocument(QObject):
         if self._preview_base is not None:
             # An edit ends a preview: its undo step leads back to the real stack, not the preview.
             self.stack, self._preview_base = self._preview_base, None
-        self.undo_stack.push(StackEdit(self, text, after, first_index, merge_key, select))
+        self.push(StackEdit(self, text, after, first_index, merge_key, select))
+
+    def push(self, command: StackEdit) -> None:
+        """Every undoable edit comes here: the step before the new one keeps only what it changed,
+        and the history stays within ``history_limit`` bytes."""
+        stack = self.undo_stack
+        stack.push(command)
+        for i in range(stack.index() - 1):
+            done = stack.command(i)
+            if isinstance(done, StackEdit) and not done.hollow:
+                done.compact()
+        self._trim_history()
+
+    # ------------------------------------------------------------ the history's memory
+    def history_bytes(self) -> int:
+        """Bytes of the tensors only the undo history keeps (not those of the stack on screen)."""
+        live, seen = {id(v) for v in _tensors(self.stack)}, set()
+        return sum(self._step_bytes(i, live, seen) for i in range(self.undo_stack.count()))
+
+    def _step_bytes(self, i: int, live: set, seen: set) -> int:
+        command = self.undo_stack.command(i)
+        total = 0
+        for v in command.history_tensors() if isinstance(command, StackEdit) else ():
+            if isinstance(v, _Patch):
+                total += v.nbytes
+            elif isinstance(v, torch.Tensor) and id(v) not in live and id(v) not in seen:
+                seen.add(id(v))
+                total += v.numel() * v.element_size()
+        return total
+
+    def _trim_history(self) -> None:
+        stack = self.undo_stack
+        count, index = stack.count(), stack.index()
+        if count < 2 or index != count:
+            return
+        live = {id(v) for v in _tensors(self.stack)}
+        seen: set = set()
+        total, keep = 0, 0
+        for i in range(count - 1, -1, -1):           # newest first: the newest step always stays
+            total += self._step_bytes(i, live, seen)
+            if total > self.history_limit and keep >= 1:
+                break
+            keep += 1
+        dropped = count - keep
+        if dropped <= 0:
+            return
+        clean = stack.cleanIndex()
+        kept = [stack.command(i).copy_for(self) for i in range(dropped, count)]
+        stack.blockSignals(True)        # the actions and the title see one change, not a refill
+        try:
+            stack.clear()
+            for i, command in enumerate(kept):
+                if clean == dropped + i:
+                    stack.setClean()
+                stack.push(command)
+            if clean == count:
+                stack.setClean()
+            elif clean < dropped:
+                stack.resetClean()      # the saved state was among the dropped steps: unreachable now
+        finally:
+            stack.blockSignals(False)
+        stack.indexChanged.emit(stack.index())
+        stack.canUndoChanged.emit(stack.canUndo())
+        stack.undoTextChanged.emit(stack.undoText())
+        stack.cleanChanged.emit(stack.isClean())
+        self.history_trimmed.emit(dropped)
 
     # ------------------------------------------------------------ previews (training)
     @property

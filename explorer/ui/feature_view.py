@@ -33,8 +33,9 @@ from explorer.core.render import (
     to_png_array,
 )
 from explorer.core.display import LayerDisplay, PreparedView, ViewSettings, render_view
-from explorer.core.stats import LayerStats, layer_stats
+from explorer.core.stats import LayerStats
 from explorer.ui.channel_view import ChannelView
+from explorer.ui.display_worker import DisplayPreparer, DisplayReply, VectorBars, view_key
 from explorer.ui.stats_view import ACCENT, StatsView, format_value
 from explorer.ui.vector_view import VectorView
 from explorer.ui.spin_boxes import CheckedSpinBox
@@ -60,6 +61,7 @@ NO_LAYER_MESSAGE = "Select a layer to see its feature maps."
 # Page indices of the central stack.
 _PAGE_MESSAGE, _PAGE_MAPS, _PAGE_VECTOR = 0, 1, 2
 _STATS_CACHE_SIZE = 16
+_VIEW_CACHE_SIZE = 6         # prepared pictures (each at most render.DISPLAY_MAX_PIXELS bytes)
 
 
 # =========================================================================== grid
@@ -402,7 +404,14 @@ class FeatureView(QtWidgets.QWidget):
         self._rgb: np.ndarray | None = None           # what the grid shows in rgb mode
         self._channel_png_source: RenderedGrid | None = None
         self._stats_cache: OrderedDict[int, tuple] = OrderedDict()
-        self._prepared: tuple | None = None   # (weakref to the output, PreparedView)
+        # Prepared pictures: view_key -> (weakref to the output, PreparedView or VectorBars)
+        self._views: OrderedDict[tuple, tuple] = OrderedDict()
+        # Statistics and pictures are prepared off the GUI thread; the view draws them when ready.
+        self.preparer = DisplayPreparer(self)
+        self.preparer.ready.connect(self._display_ready)
+        self._waiting: int | None = None      # token of the request the view waits for
+        self._reset_pending = False           # reset the zoom when the awaited picture arrives
+        self._drawn: tuple | None = None      # (weakref to the output, mode) of the picture on screen
 
         self._build_toolbar()
         self._build_body()
@@ -590,6 +599,8 @@ class FeatureView(QtWidgets.QWidget):
         out = self._output()
         if out is None:
             self._grid = self._rgb = self._channel_png_source = None
+            self._waiting, self._drawn = None, None
+            self.preparer.forget()
             self.grid.clear()
             self.channel_view.clear()
             self.stats_view.clear()
@@ -603,7 +614,12 @@ class FeatureView(QtWidgets.QWidget):
             self._selected_channel = out.shape[1] - 1
         same_shape = previous is not None and previous.output is not None and \
             tuple(previous.output.shape) == tuple(out.shape)
-        self.stats_view.set_stats(self._layer_stats(out), tuple(out.shape))
+        stats = self._cached_stats(result.output)
+        if stats is not None:
+            self.stats_view.set_stats(stats, tuple(out.shape))
+        else:
+            self.stats_view.clear()          # counted in the background; shown when ready
+            self.stats_view.title.setText("Layer statistics: counting…")
         self.stats_view.show()
         self._refresh(reset_view=not same_shape)
         self._update_controls()
@@ -720,17 +736,15 @@ class FeatureView(QtWidgets.QWidget):
 
     # ------------------------------------------------------------------ rendering
 
-    def _layer_stats(self, out: torch.Tensor) -> LayerStats:
-        """layer_stats, remembered for the last few outputs so flipping between
-        layers does not recount big tensors (an in-place edit bumps _version)."""
-        key = id(out)
-        hit = self._stats_cache.get(key)
-        if hit is not None and hit[0]() is out and hit[1] == out._version:
-            self._stats_cache.move_to_end(key)
+    def _cached_stats(self, source: torch.Tensor) -> LayerStats | None:
+        """layer_stats of ``source`` if it has been counted (by a run's worker or the preparer), remembered
+        for the last few outputs so flipping between layers does not recount (an in-place edit bumps
+        _version)."""
+        hit = self._stats_cache.get(id(source))
+        if hit is not None and hit[0]() is source and hit[1] == source._version:
+            self._stats_cache.move_to_end(id(source))
             return hit[2]
-        stats = layer_stats(out)
-        self._remember_stats(out, stats)
-        return stats
+        return None
 
     def _remember_stats(self, out: torch.Tensor, stats: LayerStats) -> None:
         self._stats_cache[id(out)] = (weakref.ref(out), out._version, stats)
@@ -738,25 +752,90 @@ class FeatureView(QtWidgets.QWidget):
         while len(self._stats_cache) > _STATS_CACHE_SIZE:
             self._stats_cache.popitem(last=False)
 
+    def _cached_view(self, source: torch.Tensor):
+        """The PreparedView (maps) or VectorBars (a vector) for ``source`` under the current settings."""
+        key = view_key(source, self.view_settings())
+        hit = self._views.get(key)
+        if hit is not None and hit[0]() is source:
+            self._views.move_to_end(key)
+            return hit[1]
+        return None
+
+    def _remember_view(self, source: torch.Tensor, key: tuple, view) -> None:
+        # Pictures of outputs that no longer exist (an edit replaced them) go at once: up to 4 MB each.
+        for dead in [k for k, (ref, _) in self._views.items() if ref() is None]:
+            del self._views[dead]
+        self._views[key] = (weakref.ref(source), view)
+        self._views.move_to_end(key)
+        while len(self._views) > _VIEW_CACHE_SIZE:
+            self._views.popitem(last=False)
+
     def view_settings(self) -> ViewSettings:
         """The settings the background worker renders with, so an edit arrives ready to draw."""
         return ViewSettings(self._mode, self._normalization, self._batch_index, self._selected_channel)
 
     def prime(self, out: torch.Tensor, display: LayerDisplay) -> None:
-        """Takes stats and pixels prepared by the worker for ``out``; used if they still match."""
+        """Takes stats and pixels prepared by the run's worker for ``out``; used if they still match."""
         if display.stats is not None:
             self._remember_stats(out, display.stats)
-        self._prepared = (weakref.ref(out), display.view) if display.view is not None else None
+        if display.view is not None:
+            self._remember_view(out, display.view.key, display.view)
 
-    def _prepared_view(self, out: torch.Tensor) -> PreparedView:
-        settings = self.view_settings()
-        if self._prepared is not None:
-            owner, view = self._prepared
-            if owner() is out and view.key == settings.render_key(out):
-                return view
-        view = render_view(out, settings)
-        self._prepared = (weakref.ref(out), view)
-        return view
+    @property
+    def preparing(self) -> bool:
+        """True while the statistics or the picture on screen are still being prepared."""
+        return self._waiting is not None
+
+    def wait_until_ready(self, timeout_ms: int = 30_000) -> bool:
+        """For tests and benchmarks: process events until what is selected is drawn."""
+        self.preparer.wait_until_idle(timeout_ms)
+        return not self.preparing
+
+    def _ask(self, source: torch.Tensor, need_stats: bool, need_view: bool, reset_view: bool) -> None:
+        self._reset_pending = reset_view or (self._reset_pending and self._waiting is not None)
+        self._waiting = self.preparer.request(source, self.view_settings(), need_stats, need_view)
+
+    def _display_ready(self, reply: DisplayReply) -> None:
+        source = reply.request.source
+        if reply.stats is not None:
+            self._remember_stats(source, reply.stats)
+        if reply.view is not None:
+            self._remember_view(source, reply.view.key, reply.view)
+        elif reply.bars is not None:
+            self._remember_view(source, view_key(source, reply.request.settings), reply.bars)
+        if reply.request.token != self._waiting:
+            return                      # the user has moved on; kept in case they come back
+        self._waiting = None
+        r = self._result
+        if r is None or r.output is not source:
+            return
+        if reply.error:
+            self._grid = self._rgb = self._channel_png_source = None
+            self.message_label.setText(reply.error)
+            self.message_label.setStyleSheet("color: #d03c3c;")
+            self.stack.setCurrentIndex(_PAGE_MESSAGE)
+            return
+        stats = self._cached_stats(source)
+        if stats is not None and self.stats_view.stats is not stats:
+            self.stats_view.set_stats(stats, tuple(self._output().shape))
+        reset, self._reset_pending = self._reset_pending, False
+        self._refresh(reset_view=reset)
+
+    def _show_preparing(self, out: torch.Tensor) -> None:
+        """The picture is on its way: keep the old one only if it shows this output in this mode."""
+        r = self._result
+        self._grid = self._rgb = self._channel_png_source = None
+        same = self._drawn is not None and self._drawn[0]() is r.output and self._drawn[1] == self._mode
+        if out.dim() == 4 and same:
+            self.grid_title.setText(f"Preparing {r.name}…")
+            return
+        self._drawn = None
+        self.grid.clear()
+        self.channel_view.clear()
+        self.message_label.setText(f"Preparing {r.name} ({r.type}, output {_shape_text(r.output.shape)})…")
+        self.message_label.setStyleSheet("")
+        self.stack.setCurrentIndex(_PAGE_MESSAGE)
+        self.grid_title.setText("")
 
     def _output(self) -> torch.Tensor | None:
         r = self._result
@@ -795,15 +874,26 @@ class FeatureView(QtWidgets.QWidget):
         out = self._output()
         if out is None:
             return
+        source = self._result.output
+        prepared = self._cached_view(source)
+        need_stats = self._cached_stats(source) is None
+        if prepared is None or need_stats:
+            # Counting and rendering grow with the tensor: the worker does them, never this thread.
+            self._ask(source, need_stats, prepared is None, reset_view)
+            if prepared is None:
+                self._show_preparing(out)
+                return
+        else:
+            self._waiting = None
+        self._drawn = (weakref.ref(source), self._mode)
         if out.dim() != 4:
             self._grid = self._rgb = self._channel_png_source = None
-            self._show_vector(out)
+            self._show_vector(out, prepared)
             return
         self.stack.setCurrentIndex(_PAGE_MAPS)
         b, ch = self._batch_index, self._selected_channel
         lut = get_lut(self._colormap)
         count_c, count_n = out.shape[1], out.shape[0]
-        prepared = self._prepared_view(out)
         if self._mode == "grid":
             self._grid, self._rgb = prepared.grid, None
             self.grid.selected = ch
@@ -848,13 +938,13 @@ class FeatureView(QtWidgets.QWidget):
         title = f"Channel {ch} · item {b} · {out.shape[2]}×{out.shape[3]} · {norm}"
         self.channel_view.set_channel(image, values.numpy(), low, high, self._colormap, title)
 
-    def _show_vector(self, out: torch.Tensor) -> None:
+    def _show_vector(self, out: torch.Tensor, bars: VectorBars) -> None:
         self.stack.setCurrentIndex(_PAGE_VECTOR)
         b = self._batch_index
         values = out[b].reshape(-1)
         r = self._result
         title = f"{r.name} ({r.type}) · item {b} · {values.numel():,} values"
-        self.vector_view.set_vector(values, self._class_names, title)
+        self.vector_view.set_vector(values, self._class_names, title, bars=(bars.starts, bars.picked, bars.bucket))
         self._update_info()
 
     # ------------------------------------------------------------------ UI state

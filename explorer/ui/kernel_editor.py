@@ -18,9 +18,12 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QGridLayout, QHBoxLayout, Q
                                QSpinBox, QVBoxLayout, QWidget)
 
 from explorer.core.kernels import (CONV_TYPES, INITIALISERS, MAX_KERNEL, MAX_LINEAR, PRESET_LIST, PRESETS, SCOPES,
-                                   KernelError, format_kernel_text, initialised_state, kernel_view, layer_parameters,
+                                   KernelError, cached_layer_parameters, format_kernel_text, initialised_state, kernel_view,
+                                   layer_parameters,
                                    normalised_to_sum_one, preset_kernel, preset_problem, put_kernel, zero_mean)
+from explorer.core.devices import is_out_of_memory
 from explorer.core.layers import LayerSpec
+from explorer.ui.background import LatestCall
 from explorer.ui.document import StackDocument
 from explorer.ui.kernel_grid import NumberGrid
 from explorer.ui.layer_form import qt_signals_blocked
@@ -81,6 +84,11 @@ class KernelEditor(QWidget):
         self._bias: torch.Tensor | None = None
         self._spec: LayerSpec | None = None
         self._overview_stale = False
+        # The seed's values of a layer are built on a background thread (a big layer allocates and
+        # fills for seconds); the editor shows them when they arrive.
+        self.loader = LatestCall("kernel-parameters", self)
+        self.loader.done.connect(self._parameters_ready)
+        self._loading: int | None = None
 
         self.hint = QLabel(self)
         self.hint.setObjectName("kernelHint")
@@ -288,11 +296,21 @@ class KernelEditor(QWidget):
             self._weight, self._bias, self._spec = None, None, None
             return
         changed_layer = self._spec is None or self._spec.name != spec.name or self._spec.type != spec.type
+        params = cached_layer_parameters(spec, self.document.stack.seed)
+        if params is None:
+            self._weight, self._bias, self._spec = None, None, None
+            self._loading = self.loader.submit(layer_parameters, spec.copy(), self.document.stack.seed)
+            self.hint.setText(f"Preparing the weights of '{spec.name}'…")
+            self.hint.setVisible(True)
+            self.scroll.setVisible(False)
+            self.body.setVisible(False)
+            return
+        self._loading = None
         self._spec = spec
-        params = layer_parameters(spec, self.document.stack.seed)
-        self._weight = params["weight"].detach().to("cpu", torch.float32).clone()
+        # The document's tensors are never changed in place (edits make new ones): no copy needed.
+        self._weight = params["weight"].detach().to("cpu", torch.float32)
         bias = params.get("bias")
-        self._bias = bias.detach().to("cpu", torch.float32).clone() if bias is not None else None
+        self._bias = bias.detach().to("cpu", torch.float32) if bias is not None else None
         linear = spec.type == "Linear"
         for w in (self.out_label, self.out_spin, self.in_label, self.in_spin, self.all_inputs, self.kernel_tools,
                   self.overview_title, self.overview):
@@ -307,6 +325,30 @@ class KernelEditor(QWidget):
         if changed_layer:
             self.error.hide()
         self._show_kernel()
+
+    def _parameters_ready(self, token: int, _params, error) -> None:
+        if token != self._loading:
+            return                      # another layer (or another version of it) is selected now
+        self._loading = None
+        if error is None:
+            self.refresh()              # layer_parameters has cached them: shown without building
+            return
+        spec = self.spec()
+        name = spec.name if spec is not None else "this layer"
+        if is_out_of_memory(error) or isinstance(error, MemoryError):
+            text = f"The weights of '{name}' do not fit in memory, so they cannot be shown or edited."
+        else:
+            text = f"Cannot build the weights of '{name}': {error}"
+        self.hint.setText(text)
+
+    @property
+    def loading(self) -> bool:
+        return self._loading is not None
+
+    def wait_until_ready(self, timeout_ms: int = 30_000) -> bool:
+        """For tests and benchmarks: the selected layer's weights are shown (or their problem)."""
+        self.loader.wait_until_idle(timeout_ms)
+        return not self.loading
 
     def _show_kernel(self) -> None:
         if self._weight is None:

@@ -24,7 +24,8 @@ from explorer.core.layers import CATEGORIES, LAYER_TYPES
 from explorer.core.shapes import infer_shapes
 from explorer.core.stack import Stack, StackError, load_stack, save_stack
 from explorer.ui import dialogs
-from explorer.ui.document import StackDocument
+from explorer.ui.document import HISTORY_BYTES, StackDocument
+from explorer.ui.reaper import release_later
 from explorer.ui.feature_view import FeatureView
 from explorer.ui.input_panel import InputPanel
 from explorer.ui.kernel_editor import KernelEditor
@@ -286,6 +287,8 @@ class MainWindow(QMainWindow):
         doc.selection_changed.connect(self._selection_changed)
         doc.dirty_changed.connect(lambda _: self._update_title())
         doc.path_changed.connect(lambda _: self._update_title())
+        doc.history_trimmed.connect(lambda n: self.show_message(
+            f"Undo history over {HISTORY_BYTES // 2**20} MB: the oldest {n} step{'s' if n > 1 else ''} can no longer be undone."))
         self.runner.finished.connect(self._run_finished)
         self.runner.finished.connect(self.probe_panel.set_run)
         self.feature_view.channel_view.pixel_hovered.connect(
@@ -387,6 +390,8 @@ class MainWindow(QMainWindow):
             self.banner.setVisible(False)
         source_changed = reply.request.source != self.source
         shape_before = self._input_shape()
+        # The previous result can be gigabytes: freed on the reaper's thread, not this one.
+        release_later(self.result)
         self.source, self.batch, self.result = reply.request.source, reply.batch, reply.result
         if source_changed and not reply.error:
             self.banner.setVisible(False)
@@ -573,7 +578,7 @@ class MainWindow(QMainWindow):
 
     def _write(self, path: Path) -> bool:
         try:
-            save_stack(self.document.stack, path)
+            save_stack(self.document.real_stack, path)
         except OSError as e:
             self.show_problem(f"Could not save '{path}': {e.strerror or e}.")
             return False
@@ -653,12 +658,12 @@ class MainWindow(QMainWindow):
         """Every AUTOSAVE_MS while there are unsaved edits, and only if something changed since the
         last copy: written by a background thread from a snapshot (the tensors are shared, never
         changed in place), so big weights never hold up the window."""
-        key = (self.document.undo_stack.index(), id(self.document.stack))
+        key = (self.document.undo_stack.index(), id(self.document.real_stack))
         if not self.document.dirty or key == self._autosaved or (
                 self._autosave_thread is not None and self._autosave_thread.is_alive()):
             return
         self._autosaved = key
-        snapshot, path = self.document.stack.copy(), autosave_path()
+        snapshot, path = self.document.real_stack.copy(), autosave_path()
 
         def write() -> None:
             try:

@@ -132,9 +132,10 @@ class VectorView(QtWidgets.QWidget):
         return [label for _, label in ticks[0]]
 
     def set_vector(self, values: torch.Tensor, class_names: list[str] | None = None,
-                   title: str = "") -> None:
-        """Show values [F] (any device); class_names label the bars when there is one per value."""
-        starts, picked, bucket = bucket_max_abs(values)
+                   title: str = "", bars: tuple[np.ndarray, np.ndarray, int] | None = None) -> None:
+        """Show values [F] (any device); class_names label the bars when there is one per value.
+        ``bars``: bucket_max_abs(values) when already computed off the GUI thread (the feature view)."""
+        starts, picked, bucket = bars if bars is not None else bucket_max_abs(values)
         self._count = int(values.numel())
         self._starts, self._bucket = starts, bucket
         self._values = picked

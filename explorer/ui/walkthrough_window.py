@@ -33,6 +33,7 @@ from explorer.ui import dialogs
 from explorer.ui.feature_view import FeatureView
 from explorer.ui.stage_strip import StageStrip, StripBlock, legend_html
 from explorer.ui.walkthrough_views import InputImageView, TopClassesView, input_pixels
+from explorer.ui.reaper import release_later
 from explorer.ui.walkthrough_worker import JobCancelled, JobFailure, JobRunner
 from explorer.ui.spin_boxes import CheckedSpinBox
 from explorer.ui.fonts import fixed_font
@@ -198,9 +199,16 @@ def capture_job(model_name: str, source: InputSource | None, image: torch.Tensor
             runner.check_cancelled()
             label = core_weights.load_weights(net, chosen or "random", name=model_name)
         runner.check_cancelled()
-        walk = core_walkthrough.capture(model_name, net, picture, device=device,
-                                        weights_label=label or model_weights,
-                                        categories=model_zoo.class_names(model_name))
+        # Closing the window mid-forward stops it at the next module (VGG's biggest conv: a fraction
+        # of a second on a CPU), not after the whole pass.
+        hooks = [m.register_forward_pre_hook(lambda *_: runner.check_cancelled()) for m in net.modules()]
+        try:
+            walk = core_walkthrough.capture(model_name, net, picture, device=device,
+                                            weights_label=label or model_weights,
+                                            categories=model_zoo.class_names(model_name))
+        finally:
+            for hook in hooks:
+                hook.remove()
         stats = {}
         for index, output in enumerate(walk.outputs):
             runner.check_cancelled()
@@ -525,7 +533,8 @@ class WalkthroughWindow(QMainWindow):
         return self.jobs.busy
 
     def wait_until_idle(self, timeout_ms: int = 120_000) -> bool:
-        return self.jobs.wait_until_idle(timeout_ms)
+        """For tests and scripts: the job has answered and the stage on screen is drawn."""
+        return self.jobs.wait_until_idle(timeout_ms) and self.feature_view.wait_until_ready(timeout_ms)
 
     # ---------------------------------------------------------------- capture
     def recapture(self, weights: str | None = None) -> bool:
@@ -588,6 +597,9 @@ class WalkthroughWindow(QMainWindow):
         outcome: CaptureOutcome = result
         self._set_download_size(outcome.download_size)
         self._stage_stats = outcome.stage_stats
+        if outcome.model is not self.model:
+            release_later(self.model)
+        release_later(self.walkthrough)
         self.model = outcome.model
         self.walkthrough = outcome.walkthrough
         self.problem.setVisible(False)
@@ -910,17 +922,25 @@ class WalkthroughWindow(QMainWindow):
         self.show_message(text)
 
     def closeEvent(self, event: QCloseEvent) -> None:
-        self.jobs.shutdown()
+        # Closing never waits for a job: it is told to stop (a capture stops at its next module, a
+        # download at its next chunk) and the window goes at once. Building a model or a stalled
+        # network read cannot be interrupted; the window is deleted when its job has answered.
+        self.jobs.cancel()
         self._close_progress()
         self._closed = True
         # Let go of the model and the captured maps (VGG-16: over half a gigabyte), and of the window
         # itself: as a child of the main window it would otherwise live until that one closes.
         self.feature_view.set_layer(None)
+        release_later(self.walkthrough)         # VGG-16's maps and weights: freed off the GUI thread
+        release_later(self.model)
         self.walkthrough, self.model, self._stage_stats, self._inputs_shown_for = None, None, {}, None
         self._modules_of = (None, None)
         event.accept()
         self.closed.emit()
-        self.deleteLater()
+        if self.jobs.busy:
+            self.jobs.busy_changed.connect(lambda busy: busy or self.deleteLater())
+        else:
+            self.deleteLater()
 
 
 # ============================================================================ opening from the main window
@@ -982,7 +1002,7 @@ class WalkthroughLauncher:
         walk = walkthrough_window.walkthrough
         label = model_label(walkthrough_window.model_name)
         doc = self.window.document
-        doc.undo_stack.push(StackEdit(doc, f"Send {len(stack.layers)} layers of {label} to the stack", stack, 0,
+        doc.push(StackEdit(doc, f"Send {len(stack.layers)} layers of {label} to the stack", stack, 0,
                                       select=len(stack.layers) - 1))
         h, w = walk.raw_input.shape[-2:]
         self.window.set_source(InputSource.pasted(png_bytes(walk.raw_input), f"{label} input ({h}×{w})"))

@@ -1,4 +1,4 @@
-"""Background work of the walkthrough window: one job at a time on a QThread.
+"""Background work of the walkthrough window: one job at a time on a plain Python thread.
 
 A job is a plain function; it returns data or raises. Only data crosses back to the GUI thread
 (through queued signals into the window's own slots); a job never touches a widget. Expected
@@ -13,10 +13,9 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 import torch
-from PySide6.QtCore import QObject, QThread, Signal
+from PySide6.QtCore import QObject, Signal
 
 from explorer.core.devices import is_out_of_memory
-from explorer.ui import gc_pause
 
 
 class JobCancelled(Exception):
@@ -30,22 +29,18 @@ class JobFailure:
     cancelled: bool = False
 
 
-class _JobThread(QThread):
-    def __init__(self, job: Callable[["JobRunner"], Any], runner: "JobRunner"):
-        super().__init__()
-        self._job = job
-        self._runner = runner
-
-    def run(self) -> None:
-        runner = self._runner
-        try:
-            result = self._job(runner)
-        except JobCancelled:
-            runner._failed.emit(JobFailure("Cancelled.", cancelled=True))
-        except Exception as e:   # the window shows one sentence and carries on
-            runner._failed.emit(describe_failure(e))
-        else:
-            runner._succeeded.emit(result)
+def _run_job(job: Callable[["JobRunner"], Any], runner: "JobRunner") -> None:
+    """The body of a job's thread: a plain Python thread, not a QThread, so nothing of Qt lives on
+    it and, as a daemon, a job stuck in a network read never holds up quitting. It only emits the
+    runner's signals (queued to the GUI thread)."""
+    try:
+        result = job(runner)
+    except Exception as e:   # the window shows one sentence and carries on
+        failure = (JobFailure("Cancelled.", cancelled=True) if isinstance(e, JobCancelled) or runner.cancelled()
+                   else describe_failure(e))
+        runner._emit(runner._failed, failure)
+    else:
+        runner._emit(runner._succeeded, result)
 
 
 def describe_failure(error: Exception) -> JobFailure:
@@ -81,8 +76,7 @@ class JobRunner(QObject):
 
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
-        self._thread: _JobThread | None = None
-        self._gc_paused = False
+        self._thread: threading.Thread | None = None
         self._cancel = threading.Event()
         self._succeeded.connect(self._on_succeeded)
         self._failed.connect(self._on_failed)
@@ -98,8 +92,7 @@ class JobRunner(QObject):
         if self._thread is not None:
             return False
         self._cancel.clear()
-        self._thread = _JobThread(job, self)
-        self._pause_gc(True)                  # until the thread has ended (_finish or shutdown)
+        self._thread = threading.Thread(target=_run_job, args=(job, self), name="walkthrough-job", daemon=True)
         self._thread.start()
         self.busy_changed.emit(True)
         return True
@@ -108,10 +101,11 @@ class JobRunner(QObject):
         self._cancel.set()
 
     def shutdown(self, timeout_ms: int = 30_000) -> None:
-        """Asks the job to stop and waits for the thread (no 'QThread destroyed while running')."""
+        """Asks the job to stop and waits for its thread at most ``timeout_ms`` (a daemon: one stuck
+        in a network read does not keep the process alive)."""
         self._cancel.set()
-        if self._thread is not None and self._thread.wait(timeout_ms):
-            self._pause_gc(False)
+        if self._thread is not None:
+            self._thread.join(timeout_ms / 1000)
 
     # ---------------------------------------------------------------- called from the job
     def cancelled(self) -> bool:
@@ -122,23 +116,23 @@ class JobRunner(QObject):
             raise JobCancelled()
 
     def report(self, done: int, total: int) -> None:
-        self._progressed.emit(int(done), int(total))
+        self._emit(self._progressed, int(done), int(total))
 
     def post(self, data) -> None:
-        self._posted.emit(data)
+        self._emit(self._posted, data)
+
+    def _emit(self, signal, *args) -> None:
+        try:
+            signal.emit(*args)
+        except RuntimeError:        # the window went away while an abandoned job ran on: nobody listens
+            pass
 
     # ---------------------------------------------------------------- GUI thread
     def _finish(self) -> None:
         thread, self._thread = self._thread, None
         if thread is not None:
-            thread.wait()
-        self._pause_gc(False)
+            thread.join()          # it has emitted its last signal: ends at once
         self.busy_changed.emit(False)
-
-    def _pause_gc(self, on: bool) -> None:
-        if on != self._gc_paused:
-            self._gc_paused = on
-            (gc_pause.pause if on else gc_pause.resume)()
 
     def _on_progressed(self, done: int, total: int) -> None:
         if self._thread is not None:          # a late report of a job that already answered is dropped
@@ -158,11 +152,11 @@ class JobRunner(QObject):
 
     def wait_until_idle(self, timeout_ms: int = 60_000) -> bool:
         """For tests and scripts: process events until the running job has answered."""
-        from PySide6.QtCore import QCoreApplication, QElapsedTimer
-        timer = QElapsedTimer()
-        timer.start()
-        while self._thread is not None and timer.elapsed() < timeout_ms:
+        import time
+        from PySide6.QtCore import QCoreApplication
+        end = time.monotonic() + timeout_ms / 1000
+        while self._thread is not None and time.monotonic() < end:
             QCoreApplication.processEvents()
-            QThread.msleep(2)
+            time.sleep(0.002)
         QCoreApplication.processEvents()
         return self._thread is None

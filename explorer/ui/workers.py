@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import threading
 import traceback
+import weakref
 from dataclasses import dataclass, field
 
 import torch
-from PySide6.QtCore import QObject, QThread, Signal
+from PySide6.QtCore import QObject, Signal
 
 from explorer.core.display import LayerDisplay, ViewSettings, prepare_display
 from explorer.core.devices import DeviceError, is_out_of_memory, out_of_memory_message, resolve_device
@@ -19,7 +20,6 @@ from explorer.core.engine import RunResult, StackRunner
 from explorer.core.input_source import CifarCache, InputSource, load_input
 from explorer.core.inputs import InputBatch, InputError
 from explorer.core.stack import InputSpec, Stack
-from explorer.ui import gc_pause
 
 
 @dataclass(frozen=True)
@@ -46,136 +46,92 @@ class RunReply:
     details: str = ""
 
 
-class _WorkerThread(QThread):
+class _RunWorker:
+    """The worker thread's side: plain Python (the runner, the input cache, the newest request), no
+    Qt. It answers through the controller's queued signals, reaching the controller only through a
+    weak reference, so the thread never keeps a Qt object alive and ends when the controller goes."""
+
     def __init__(self, owner: "RunController"):
-        super().__init__()
-        self.owner = owner
+        self.owner = weakref.ref(owner)
+        self.lock = threading.Condition()
+        self.pending: RunRequest | None = None
+        self.stopping = False
+        self.runners: dict[str, StackRunner] = {}
+        self.cifar = CifarCache()
+        self.input_key: tuple | None = None
+        self.batch: InputBatch | None = None
 
-    def run(self) -> None:
-        self.owner._loop()
+    def superseded(self) -> bool:
+        return self.pending is not None or self.stopping
 
+    def stop(self) -> None:
+        with self.lock:
+            self.stopping = True
+            self.pending = None
+            self.lock.notify()
 
-class RunController(QObject):
-    """Owns the worker thread. Lives on the GUI thread; its signals arrive there."""
+    def _emit(self, name: str, *args) -> bool:
+        controller = self.owner()
+        if controller is None:
+            return False
+        try:
+            getattr(controller, name).emit(*args)
+            return True
+        except RuntimeError:          # the controller's C++ side is gone: the window closed
+            return False
+        finally:
+            del controller
 
-    finished = Signal(object)            # RunReply of the newest request only
-    progress = Signal(int, int)          # layers done, total (newest request only)
-    busy_changed = Signal(bool)
-    _reply = Signal(object)
-    _progress = Signal(int, int, int)
-
-    def __init__(self, parent: QObject | None = None):
-        super().__init__(parent)
-        self._lock = threading.Condition()
-        self._pending: RunRequest | None = None
-        self._stopping = False
-        self._generation = 0
-        self._busy = False
-        self._runners: dict[str, StackRunner] = {}
-        self._cifar = CifarCache()
-        self._input_key: tuple | None = None
-        self._batch: InputBatch | None = None
-        self._reply.connect(self._on_reply)
-        self._progress.connect(self._on_progress)
-        self._thread = _WorkerThread(self)
-        self._thread.start()
-
-    # ---------------------------------------------------------------- GUI thread
-    @property
-    def latest_generation(self) -> int:
-        return self._generation
-
-    @property
-    def busy(self) -> bool:
-        return self._busy
-
-    def submit(self, stack: Stack, source: InputSource, device: str, focus: int = -1,
-               view: ViewSettings | None = None) -> int:
-        with self._lock:
-            self._generation += 1
-            self._pending = RunRequest(self._generation, stack.copy(), source, stack.input, device, focus,
-                                       view or ViewSettings())
-            self._lock.notify()
-        self._set_busy(True)
-        return self._generation
-
-    def shutdown(self) -> None:
-        with self._lock:
-            self._stopping = True
-            self._pending = None
-            self._lock.notify()
-        self._thread.wait(10_000)
-        self._set_busy(False)
-
-    def _set_busy(self, busy: bool) -> None:
-        if busy != self._busy:
-            self._busy = busy
-            # No cyclic collection on this thread while the worker runs torch (see gc_pause).
-            (gc_pause.pause if busy else gc_pause.resume)()
-            self.busy_changed.emit(busy)
-
-    def _on_reply(self, reply: RunReply) -> None:
-        if reply.generation != self._generation:
-            return    # a newer edit is already on its way: this result is stale
-        self._set_busy(False)
-        self.finished.emit(reply)
-
-    def _on_progress(self, generation: int, done: int, total: int) -> None:
-        if generation == self._generation:
-            self.progress.emit(done, total)
-
-    # ---------------------------------------------------------------- worker thread
-    def _superseded(self) -> bool:
-        return self._pending is not None or self._stopping
-
-    def _loop(self) -> None:
+    def loop(self) -> None:
         while True:
-            with self._lock:
-                while self._pending is None and not self._stopping:
-                    self._lock.wait()
-                if self._stopping:
+            with self.lock:
+                while self.pending is None and not self.stopping:
+                    self.lock.wait()
+                if self.stopping:
                     return
-                request, self._pending = self._pending, None
-            reply = self._work(request)
-            if reply is not None:
-                self._reply.emit(reply)
+                request, self.pending = self.pending, None
+            reply = self.work(request)
+            del request
+            if reply is not None and not self._emit("_reply", reply):
+                return
+            del reply
 
-    def _load(self, request: RunRequest) -> InputBatch:
+    def load(self, request: RunRequest) -> InputBatch:
         key = (request.source, request.input_spec.channels, request.input_spec.size)
-        if key != self._input_key:
+        if key != self.input_key:
             # The same tensor object for the same input lets the runner reuse earlier layers.
-            self._batch = load_input(request.source, request.input_spec, self._cifar)
-            self._input_key = key
-        return self._batch
+            self.batch = load_input(request.source, request.input_spec, self.cifar)
+            self.input_key = key
+        return self.batch
 
-    def _runner(self, device: str) -> StackRunner:
-        if device not in self._runners:
-            self._runners = {device: StackRunner(device)}    # one device's results at a time
-        return self._runners[device]
+    def runner(self, device: str) -> StackRunner:
+        if device not in self.runners:
+            self.runners = {device: StackRunner(device)}    # one device's results at a time
+        return self.runners[device]
 
-    def _work(self, request: RunRequest) -> RunReply | None:
+    def work(self, request: RunRequest) -> RunReply | None:
         reply = RunReply(request.generation, request)
         try:
             try:
-                reply.batch = self._load(request)
+                reply.batch = self.load(request)
                 if request.source.kind == "cifar":
-                    dataset = self._cifar.get(request.source.path)
+                    dataset = self.cifar.get(request.source.path)
                     reply.batch_count = dataset.num_batches(request.source.split, request.source.batch_size)
             except InputError as e:
                 reply.input_error = str(e)
                 return reply
-            if self._superseded():
+            if self.superseded():
                 return None
-            runner = self._runner(request.device)
+            runner = self.runner(request.device)
 
             def on_layer(result, total):
-                self._progress.emit(request.generation, result.index + 1, total)
+                self._emit("_progress", request.generation, result.index + 1, total)
 
-            result = runner.run(request.stack, reply.batch.tensor, should_stop=self._superseded, on_layer=on_layer)
+            result = runner.run(request.stack, reply.batch.tensor, should_stop=self.superseded, on_layer=on_layer)
             if result.cancelled:
                 return None
             reply.result = result
-            if 0 <= request.focus < len(result.layers) and not self._superseded():
+            if 0 <= request.focus < len(result.layers) and not self.superseded():
                 reply.display = prepare_display(result.layers[request.focus].output, request.focus, request.view)
         except DeviceError as e:
             reply.error = str(e)
@@ -189,12 +145,74 @@ class RunController(QObject):
                 reply.details = traceback.format_exc()
         return reply
 
+
+class RunController(QObject):
+    """Owns the worker thread. Lives on the GUI thread; its signals arrive there."""
+
+    finished = Signal(object)            # RunReply of the newest request only
+    progress = Signal(int, int)          # layers done, total (newest request only)
+    busy_changed = Signal(bool)
+    _reply = Signal(object)
+    _progress = Signal(int, int, int)
+
+    def __init__(self, parent: QObject | None = None):
+        super().__init__(parent)
+        self._generation = 0
+        self._busy = False
+        self._reply.connect(self._on_reply)
+        self._progress.connect(self._on_progress)
+        self._worker = _RunWorker(self)
+        worker = self._worker
+        self.destroyed.connect(lambda *_: worker.stop())      # never outlives its window
+        self._thread = threading.Thread(target=worker.loop, name="run-worker", daemon=True)
+        self._thread.start()
+
+    # ---------------------------------------------------------------- GUI thread
+    @property
+    def latest_generation(self) -> int:
+        return self._generation
+
+    @property
+    def busy(self) -> bool:
+        return self._busy
+
+    def submit(self, stack: Stack, source: InputSource, device: str, focus: int = -1,
+               view: ViewSettings | None = None) -> int:
+        worker = self._worker
+        with worker.lock:
+            self._generation += 1
+            worker.pending = RunRequest(self._generation, stack.copy(), source, stack.input, device, focus,
+                                        view or ViewSettings())
+            worker.lock.notify()
+        self._set_busy(True)
+        return self._generation
+
+    def shutdown(self) -> None:
+        self._worker.stop()
+        self._thread.join(10)
+        self._set_busy(False)
+
+    def _set_busy(self, busy: bool) -> None:
+        if busy != self._busy:
+            self._busy = busy
+            self.busy_changed.emit(busy)
+
+    def _on_reply(self, reply: RunReply) -> None:
+        if reply.generation != self._generation:
+            return    # a newer edit is already on its way: this result is stale
+        self._set_busy(False)
+        self.finished.emit(reply)
+
+    def _on_progress(self, generation: int, done: int, total: int) -> None:
+        if generation == self._generation:
+            self.progress.emit(done, total)
+
     def wait_until_idle(self, timeout_ms: int = 10_000) -> bool:
         """For tests: process events until the newest request has answered."""
-        from PySide6.QtCore import QCoreApplication, QElapsedTimer
-        timer = QElapsedTimer()
-        timer.start()
-        while self._busy and timer.elapsed() < timeout_ms:
+        import time
+        from PySide6.QtCore import QCoreApplication
+        end = time.monotonic() + timeout_ms / 1000
+        while self._busy and time.monotonic() < end:
             QCoreApplication.processEvents()
-            QThread.msleep(2)
+            time.sleep(0.002)
         return not self._busy

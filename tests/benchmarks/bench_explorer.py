@@ -18,6 +18,13 @@ It measures, and prints as one table:
    TensorBoard's ``SummaryWriter.add_images`` (PNG encoding into an event file).
 3. Memory: process RSS over 200 edits in the window.
 4. The grid render on CUDA, when torch sees a GPU.
+5. GUI stalls: the worst gap of a 10 ms heartbeat timer on the GUI thread while clicking through the
+   layers of a 512-channel stack on a 1024x768 image (issue 9: 35-58 s when the statistics and the
+   grid were made on the GUI thread), opening and closing a walkthrough, and going back to a small
+   conv1 afterwards. A watchdog thread samples the GUI thread's stack during every stall over
+   100 ms and names the deepest app or pyqtgraph frame of the worst.
+6. Memory under mixed use: 1,000 edits of every kind (layers added and removed, kernel cells,
+   inputs switched, LeNet walkthroughs opened and closed), RSS growth after ``malloc_trim(0)``.
 
 matplotlib and tensorboard come from the project's ``bench`` extra (``pip install matplotlib
 tensorboard``); without them their columns are skipped with a note. psutil is used for RSS when
@@ -321,6 +328,8 @@ def open_window(app, folder: Path, device: str, source=None):
         raise RuntimeError("the first run did not finish")
     window.document.select(0)
     wait_events(200)
+    from explorer.ui.gc_collector import freeze_startup_objects
+    freeze_startup_objects()            # as the app does once its window is up
     return window
 
 
@@ -598,6 +607,210 @@ def bench_memory(report: Report, app, folder: Path, device: str, edits: int) -> 
     close_window(window)
 
 
+# =========================================================================== 5. GUI stalls
+
+
+STALL_MS = 100.0      # a heartbeat gap over this is a stall (the issue's target for the stall row)
+
+
+class StallWatch:
+    """A 10 ms QTimer on the GUI thread records the gaps between its ticks; a plain watchdog
+    thread notices a tick overdue by STALL_MS and samples the GUI thread's Python stack while it is
+    stuck, so each stall is named by where the GUI thread was."""
+
+    def __init__(self):
+        import threading
+        from PySide6.QtCore import QTimer
+        self.gui = threading.get_ident()
+        self.last = time.perf_counter()
+        self.gaps: list[tuple[float, str]] = []       # (ms, where) of each stall over STALL_MS
+        self.worst = 0.0
+        self._where = ""
+        self._stop = threading.Event()
+        self.timer = QTimer()
+        self.timer.setInterval(10)
+        self.timer.timeout.connect(self._tick)
+        self.timer.start()
+        self._thread = threading.Thread(target=self._watch, name="stall-watch", daemon=True)
+        self._thread.start()
+
+    def reset(self) -> None:
+        self.last = time.perf_counter()
+        self.gaps, self.worst, self._where = [], 0.0, ""
+
+    def _tick(self) -> None:
+        now = time.perf_counter()
+        gap = (now - self.last) * 1000
+        self.last = now
+        if gap > self.worst:
+            self.worst = gap
+        if gap > STALL_MS:
+            self.gaps.append((gap, self._where))
+        self._where = ""
+
+    def _watch(self) -> None:
+        import traceback
+        while not self._stop.wait(0.02):
+            if (time.perf_counter() - self.last) * 1000 > STALL_MS and not self._where:
+                frame = sys._current_frames().get(self.gui)
+                if frame is None:
+                    continue
+                frames = traceback.extract_stack(frame)
+                ours = [f for f in frames if "explorer" in f.filename or "pyqtgraph" in f.filename]
+                pick = ours[-3:] if ours else frames[-3:]
+                self._where = " <- ".join(f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in reversed(pick))
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.timer.stop()
+
+    def worst_stall(self) -> str:
+        if not self.gaps:
+            return "none"
+        gap, where = max(self.gaps)
+        return f"{gap:.0f} ms at {where or 'an unsampled place'}"
+
+
+def write_image(folder: Path, w: int, h: int) -> Path:
+    from PIL import Image
+    from explorer.core.resources import resource_path
+    path = folder / f"astronaut_{w}x{h}.png"
+    with Image.open(resource_path("samples", "astronaut.png")) as img:
+        img.convert("RGB").resize((w, h), Image.Resampling.BICUBIC).save(path)
+    return path
+
+
+def settle_window(window, timeout_ms: int = 600_000) -> None:
+    if not window.runner.wait_until_idle(timeout_ms):
+        raise RuntimeError("the run did not finish")
+    window.feature_view.wait_until_ready(timeout_ms)
+    window.kernel_editor.wait_until_ready(timeout_ms)
+    wait_events(30)
+
+
+def bench_stalls(report: Report, app, folder: Path, device: str, channels: int, kernel: int, walkthrough: str) -> None:
+    from explorer.core.input_source import InputSource
+    window = open_window(app, folder, device, source=InputSource.image(write_image(folder, 1024, 768)))
+    doc = window.document
+    report.section(f"5. GUI stalls (heartbeat gaps over {STALL_MS:.0f} ms): conv1 out_channels {channels}, "
+                   f"kernel {kernel}, 1024x768 input, load {load_average()}")
+    watch = StallWatch()
+    t0 = time.perf_counter()
+    doc.set_args(0, {"out_channels": channels, "kernel_size": kernel})
+    settle_window(window)
+    report.emit(f"  the edit to {channels} channels, run and drawn: {(time.perf_counter() - t0):.1f} s; "
+                f"worst gap {watch.worst:.0f} ms; worst stall: {watch.worst_stall()}")
+    shapes = [tuple(l.output.shape) for l in window.result.layers]
+    for round_name in ("first visit (nothing prepared)", "second visit (prepared before)"):
+        watch.reset()
+        times = []
+        for i in range(len(doc.stack.layers)):
+            t = time.perf_counter()
+            doc.select(i)
+            settle_window(window)
+            times.append((time.perf_counter() - t) * 1000)
+        verdict = "PASS" if watch.worst <= STALL_MS else "FAIL"
+        report.emit(f"  clicking through {len(shapes)} layers {shapes}, {round_name}: worst GUI-thread gap "
+                    f"{watch.worst:.0f} ms ({verdict}, target {STALL_MS:.0f} ms); click -> drawn "
+                    + ", ".join(f"{t:.0f}" for t in times) + " ms")
+        if watch.gaps:
+            report.emit(f"    worst stall: {watch.worst_stall()}")
+    watch.reset()
+    walk = window.walkthroughs.open(walkthrough, "random")
+    t = time.perf_counter()
+    walk.wait_until_idle(600_000)
+    opened = time.perf_counter() - t
+    wait_events(100)
+    walk.close()
+    wait_events(300)
+    report.emit(f"  {walkthrough} walkthrough opened ({opened:.1f} s in the background) and closed: worst gap "
+                f"{watch.worst:.0f} ms; worst stall: {watch.worst_stall()}")
+    watch.reset()
+    doc.set_args(0, {"out_channels": 6, "kernel_size": 3})
+    settle_window(window)
+    wait_events(1500)          # the collector's timer and the freed gigabytes
+    report.emit(f"  back to 6 channels after the big conv: worst gap {watch.worst:.0f} ms; "
+                f"worst stall: {watch.worst_stall()}")
+    watch.stop()
+    close_window(window)
+
+
+# =========================================================================== 6. memory under mixed use
+
+
+def bench_mixed_memory(report: Report, app, folder: Path, device: str, edits: int) -> None:
+    """Random use as the issue's 25-minute session had it, but scripted and repeatable."""
+    import random
+
+    from explorer.core.input_source import InputSource
+    rng = random.Random(9)
+    window = open_window(app, folder, device)
+    doc = window.document
+    report.section(f"6. Memory under mixed use: {edits} edits (layers added/removed, kernel cells, inputs, "
+                   f"LeNet walkthroughs), load {load_average()}")
+    sources = [InputSource.sample("astronaut"), InputSource.sample("cat"), InputSource.image(write_512_image(folder))]
+
+    def one_edit(n: int) -> None:
+        kind = n % 10
+        layers = doc.stack.layers
+        if kind in (0, 1) and len(layers) < 8:
+            doc.select(len(layers) - 1)
+            doc.add_layer(rng.choice(["ReLU", "Conv2d", "BatchNorm2d", "MaxPool2d"]))
+        elif kind == 2 and len(layers) > 3:
+            doc.remove_layer(len(layers) - 1)
+        elif kind in (3, 4, 5):
+            doc.select(0)
+            settle_window(window)
+            editor = window.kernel_editor
+            if editor._weight is not None:
+                editor._cell_edited(rng.randrange(3), rng.randrange(3), rng.uniform(-1, 1))
+        elif kind == 6:
+            window.set_source(rng.choice(sources))
+        elif kind == 7 and n % 50 == 7:
+            walk = window.walkthroughs.open("lenet", "random")
+            walk.wait_until_idle(120_000)
+            walk.close()
+        else:
+            doc.select(rng.randrange(len(layers)))
+        settle_window(window)
+
+    for n in range(100):                # caches, lazily built objects, the first walkthrough
+        one_edit(n)
+    gc.collect()
+    wait_events(100)
+    start = malloc_trim() or rss_mb()
+    none_before = sys.getrefcount(None)
+    checkpoints = [(0, start)]
+    t0 = time.perf_counter()
+    for n in range(1, edits + 1):
+        one_edit(n)
+        if n % max(1, edits // 5) == 0:
+            gc.collect()
+            checkpoints.append((n, rss_mb()))
+    seconds = time.perf_counter() - t0
+    gc.collect()
+    wait_events(200)
+    none_drift = (sys.getrefcount(None) - none_before) / edits
+    trimmed = malloc_trim()
+    report.emit("  " + "  ".join(f"after {n:4d}: {mb:7.1f} MB" for n, mb in checkpoints))
+    history = doc.history_bytes() / 2**20
+    if trimmed is not None:
+        growth = trimmed - start
+        report.emit(f"  after malloc_trim(0): {trimmed:7.1f} MB, {growth:+.1f} MB against the start "
+                    f"({'PASS' if growth < 20 else 'FAIL'}, target < 20 MB); {seconds:.0f} s for {edits} edits")
+    report.emit(f"  undo steps kept: {doc.undo_stack.count()} holding {history:.1f} MB of tensors of their own; "
+                f"None refcount change per edit: {none_drift:+.1f}")
+    steps = doc.undo_stack.count()
+    doc.undo_stack.clear()
+    gc.collect()
+    wait_events(100)
+    cleared = malloc_trim()
+    if cleared is not None and trimmed is not None:
+        report.emit(f"  with the undo history cleared: {cleared:7.1f} MB, {cleared - start:+.1f} MB against the start "
+                    f"(the {steps} steps took {trimmed - cleared:.1f} MB)")
+    close_window(window)
+
+
 # =========================================================================== 4. CUDA
 
 
@@ -657,10 +870,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="auto", help="device for the window's runs (default auto)")
     parser.add_argument("--threads", type=int, default=0,
                         help="torch.set_num_threads for the whole process (default: torch's own choice)")
-    parser.add_argument("--skip", default="", help="comma list of sections to skip: edits,grids,memory,cuda")
+    parser.add_argument("--skip", default="",
+                        help="comma list of sections to skip: edits,grids,memory,cuda,stalls,mixed")
+    parser.add_argument("--stall-channels", type=int, default=512, help="conv1 out_channels for the stall row")
+    parser.add_argument("--stall-kernel", type=int, default=3, help="conv1 kernel_size for the stall row "
+                        "(the issue also used 31: minutes of convolution on a 2-core CPU)")
+    parser.add_argument("--stall-walkthrough", default="vgg16", help="the walkthrough opened in the stall row")
+    parser.add_argument("--mixed-edits", type=int, default=1000, help="edits for the mixed-use memory row")
     args = parser.parse_args(argv)
     if args.quick:
         args.edits, args.warmup, args.memory_edits, args.repeats, args.mpl_repeats = 6, 2, 30, 5, 1
+        args.stall_channels, args.stall_walkthrough, args.mixed_edits = 64, "lenet", 100
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
     if args.threads > 0:
         torch.set_num_threads(args.threads)
@@ -679,6 +899,11 @@ def main(argv: list[str] | None = None) -> int:
             bench_memory(report, app, folder, args.device, args.memory_edits)
         if "cuda" not in skip:
             bench_cuda(report, args.repeats)
+        if "stalls" not in skip:
+            bench_stalls(report, app, folder, args.device, args.stall_channels, args.stall_kernel,
+                         args.stall_walkthrough)
+        if "mixed" not in skip:
+            bench_mixed_memory(report, app, folder, args.device, args.mixed_edits)
     report.emit("=" * Report.WIDTH)
     return 0
 

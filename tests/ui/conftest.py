@@ -6,6 +6,14 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 import pytest
 
 
+@pytest.fixture(autouse=True)
+def gui_thread_gc(qapp):
+    """As in the application: cyclic garbage is collected only on the GUI thread (see
+    explorer/ui/gc_collector.py); a collection on a worker thread can free a Qt object there."""
+    from explorer.ui.gc_collector import install_gc_collector
+    return install_gc_collector(qapp)
+
+
 @pytest.fixture
 def make_window(qtbot, tmp_path, monkeypatch):
     """Main windows as a user gets them (CPU, settings in a temporary file); an unexpected error
@@ -29,6 +37,7 @@ def make_window(qtbot, tmp_path, monkeypatch):
         window.resize(1400, 900)
         window.show()
         assert window.runner.wait_until_idle(20_000)
+        assert window.feature_view.wait_until_ready(20_000) and window.kernel_editor.wait_until_ready(20_000)
         windows.append(window)
         return window
 

@@ -43,6 +43,19 @@ def run():
     return {layer.name: layer for layer in result.layers}
 
 
+def drawn_when_ready(v: FeatureView) -> FeatureView:
+    """The view counts and renders in the background; these tests look at what it draws, so each
+    call that can change the picture waits until the picture is there."""
+    for name in ("set_layer", "set_mode", "set_normalization", "set_batch_index", "set_selected_channel"):
+        method = getattr(v, name)
+
+        def waiting(*args, _method=method, **kwargs):
+            _method(*args, **kwargs)
+            assert v.wait_until_ready(30_000)
+        setattr(v, name, waiting)
+    return v
+
+
 @pytest.fixture
 def view(qtbot):
     v = FeatureView()
@@ -50,7 +63,7 @@ def view(qtbot):
     v.resize(1000, 700)
     v.show()
     qtbot.waitExposed(v)
-    return v
+    return drawn_when_ready(v)
 
 
 def settle(qtbot):

@@ -28,7 +28,9 @@ SOBEL_X = [[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]]
 
 # ---------------------------------------------------------------- helpers
 def settle(window):
+    """The run, then what the window prepares from it in the background (maps, weights)."""
     assert window.runner.wait_until_idle(20_000)
+    assert window.feature_view.wait_until_ready(20_000) and window.kernel_editor.wait_until_ready(20_000)
 
 
 def type_into(qtbot, grid, row: int, col: int, text: str) -> None:
@@ -67,6 +69,7 @@ def conv_doc(**args) -> StackDocument:
 def editor(qtbot):
     doc = conv_doc()
     ed = KernelEditor(doc)
+    assert ed.wait_until_ready()          # the seed's weights are built in the background
     qtbot.addWidget(ed)
     ed.resize(420, 800)
     ed.show()
@@ -207,6 +210,7 @@ def test_paste_text_as_a_whole_kernel_a_block_and_garbage(editor):
 def test_each_preset_in_each_scope_matches_its_definition(qtbot, name):
     doc = conv_doc(kernel_size=5)
     editor = KernelEditor(doc)
+    assert editor.wait_until_ready()          # the seed's weights are built in the background
     qtbot.addWidget(editor)
     editor.out_spin.setValue(3)
     editor.in_spin.setValue(1)
@@ -235,6 +239,7 @@ def test_each_preset_in_each_scope_matches_its_definition(qtbot, name):
 def test_presets_that_do_not_fit_say_why(qtbot):
     doc = conv_doc(kernel_size=[4, 4])
     editor = KernelEditor(doc)
+    assert editor.wait_until_ready()          # the seed's weights are built in the background
     qtbot.addWidget(editor)
     before = weight_of(doc).clone()
     assert not editor.apply_preset("Sobel x (vertical edges)")
@@ -328,6 +333,7 @@ def test_linear_worked_example_is_typed_in_and_checked_in_the_window(make_window
     window = make_window(stack=stack, source=InputSource.image(picture))
     window.document.select(2)
     window.layer_tabs.setCurrentWidget(window.kernel_editor)
+    settle(window)                                 # fc's seeded weights are built in the background
     editor = window.kernel_editor
     assert (editor.table.rowCount(), editor.table.columnCount()) == (4, 3)
     assert editor.out_spin.isHidden() and editor.overview.isHidden()
@@ -352,6 +358,7 @@ def test_layers_the_editor_cannot_show_get_a_sentence(qtbot):
                                LayerSpec("Linear", "fc", {"in_features": 400, "out_features": 10}),
                                LayerSpec("Conv2d", "big", {"in_channels": 1, "out_channels": 1, "kernel_size": 31})]))
     editor = KernelEditor(doc)
+    assert editor.wait_until_ready()          # the seed's weights are built in the background
     qtbot.addWidget(editor)
     assert "'relu1' is a ReLU" in editor.hint.text() and editor.body.isHidden()
     doc.select(1)
@@ -497,8 +504,49 @@ def test_grouped_conv_transpose_is_refused_with_the_reason(qtbot):
     spec = LayerSpec("ConvTranspose2d", "up", {"in_channels": 4, "out_channels": 4, "kernel_size": 3, "groups": 2})
     doc = StackDocument(Stack([spec]))
     editor = KernelEditor(doc)
+    assert editor.wait_until_ready()          # the seed's weights are built in the background
     qtbot.addWidget(editor)
     doc.select(0)
     editor.refresh()
     assert editor.body.isHidden()
     assert "groups=2" in editor.hint.text() and "set groups to 1" in editor.hint.text()
+
+
+def test_selecting_a_layer_never_builds_its_parameters_on_the_gui_thread(qtbot, monkeypatch):
+    """A ConvTranspose2d auto-sized to 96774→96774 asked for 150 GB inside kernel_editor.refresh on
+    the GUI thread. Building the seed's values happens on a background thread; the editor says it
+    is preparing, then shows them; a build that fails is one sentence in the editor."""
+    import threading
+
+    import explorer.core.layers as layers
+    from explorer.core import kernels
+    built_on = []
+    real_build = layers.build_module
+
+    def recording_build(spec, seed=0, device="cpu"):
+        built_on.append((str(device), threading.get_ident()))
+        return real_build(spec, seed, device)
+
+    monkeypatch.setattr(kernels, "build_module", recording_build)
+    doc = StackDocument(Stack([LayerSpec("Conv2d", "big", {"in_channels": 64, "out_channels": 96, "kernel_size": 5}),
+                               LayerSpec("Conv2d", "huge", {"in_channels": 8, "out_channels": 8, "kernel_size": 3})]))
+    editor = KernelEditor(doc)
+    qtbot.addWidget(editor)
+    editor.show()
+    assert editor.loading and editor.hint.text() == "Preparing the weights of 'big'…"
+    assert editor.wait_until_ready()
+    assert not editor.loading and editor.out_spin.maximum() == 95 and editor.in_spin.maximum() == 63
+    assert torch.equal(editor.kernels()[7, 5], layer_parameters(doc.stack.layers[0], doc.stack.seed)["weight"][7, 5])
+    gui = threading.get_ident()
+    assert built_on and all(thread != gui for device, thread in built_on if device != "meta")
+
+    def out_of_memory(spec, seed=0, device="cpu"):
+        if str(device) != "meta":
+            raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 149843313216 bytes.")
+        return real_build(spec, seed, device)
+
+    monkeypatch.setattr(kernels, "build_module", out_of_memory)
+    doc.select(1)
+    assert editor.wait_until_ready()
+    assert editor.hint.text() == "The weights of 'huge' do not fit in memory, so they cannot be shown or edited."
+    assert editor.body.isHidden()

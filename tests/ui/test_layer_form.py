@@ -413,6 +413,7 @@ def test_kernel_editor_edits_one_kernel_through_the_document(qtbot, doc):
     from explorer.ui.kernel_editor import KernelEditor, preset_kernel
 
     editor = KernelEditor(doc)
+    assert editor.wait_until_ready()          # the seed's weights are built in the background
     qtbot.addWidget(editor)
     editor.show()
     table = editor.findChild(QTableWidget, "kernelTable")

@@ -356,3 +356,17 @@ def test_export_all_layers_and_the_grid(make_window, tmp_path, monkeypatch):
     from PIL import Image
     assert Image.open(png).size == (window.feature_view.current_grid_png().shape[1],
                                     window.feature_view.current_grid_png().shape[0])
+
+
+def test_dropping_old_undo_steps_for_memory_is_said_in_the_status_bar(make_window):
+    import torch
+    window = make_window()
+    doc = window.document
+    doc.history_limit = 1                   # every whole-tensor step is over it: only the newest stays
+    from explorer.core.kernels import layer_parameters
+    weight = layer_parameters(doc.stack.layers[0], doc.stack.seed)["weight"]
+    for n in range(3):
+        doc.edit_state(0, {"weight": torch.full_like(weight, float(n + 1))}, f"Initialise {n}")
+    assert doc.undo_stack.count() == 1 and doc.undo_stack.undoText() == "Initialise 2"
+    assert window.statusBar().currentMessage() == \
+        "Undo history over 256 MB: the oldest 1 step can no longer be undone."

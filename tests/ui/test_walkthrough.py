@@ -236,6 +236,7 @@ def test_hovering_a_feature_map_pixel_outlines_its_receptive_field_on_the_input(
     stage = next(s for s in vgg.walkthrough.stages if s.kind == "conv" and s.output_shape[2] == 112
                  and fields[s.modules[-1]] == 14)
     vgg.go_to(stage.index)
+    assert vgg.wait_until_idle()                          # the maps are prepared in the background
     qapp.processEvents()                                  # the views lay themselves out
     # The big channel view: output pixel (y=50, x=60).
     channel = vgg.feature_view.channel_view
@@ -597,6 +598,7 @@ def test_hover_on_a_map_drawn_shrunk_outlines_the_right_region(vgg, qapp, monkey
     monkeypatch.setattr(render, "DISPLAY_MAX_PIXELS", 1 << 21)
     stage = next(s for s in vgg.walkthrough.stages if s.kind == "conv" and s.output_shape[1:] == (64, 224, 224))
     vgg.go_to(stage.index)
+    assert vgg.wait_until_idle()
     qapp.processEvents()
     grid = vgg.feature_view.grid
     layout = grid.grid_layout
@@ -612,21 +614,68 @@ def test_hover_on_a_map_drawn_shrunk_outlines_the_right_region(vgg, qapp, monkey
     assert vgg.raw_view.region == stage.input_region(100, 150)
 
 
-def test_no_cyclic_collection_runs_beside_a_background_job(qapp):
-    """A collection on the GUI thread while a job runs torch's meta code crashed the interpreter
-    once (shiboken's import hook); the runner holds the collector off until its thread has ended."""
-    import gc
+# ============================================================================ closing mid-job
 
-    from explorer.ui.walkthrough_worker import JobRunner
+def test_closing_mid_capture_returns_at_once_and_stops_the_forward_pass(qapp, qtbot, tmp_path, monkeypatch):
+    """Each LeNet module is made to take 0.2 s (a big model on a slow CPU); closing during the pass
+    must neither wait for the rest of it (it did, for up to 30 s) nor let it run to the end."""
+    from explorer.core import model_zoo
+    ran, started = [], threading.Event()
+    real_build = model_zoo.build_model
 
-    runner = JobRunner()
-    seen = []
-    assert gc.isenabled()
-    runner.start(lambda r: seen.append(gc.isenabled()) or 1)
-    assert runner.wait_until_idle(10_000)
-    assert seen == [False] and gc.isenabled()
-    runner.start(lambda r: (_ for _ in ()).throw(ValueError("boom")))      # a failing job too
-    assert runner.wait_until_idle(10_000) and gc.isenabled()
+    def slow_build(name):
+        net = real_build(name)
+        for module_name, module in net.named_modules():
+            if module_name:
+                def slow(_module, _args, module_name=module_name):
+                    ran.append(module_name)
+                    started.set()
+                    time.sleep(0.2)
+                module.register_forward_pre_hook(slow)
+        return net
+
+    monkeypatch.setattr(walkthrough_window.model_zoo, "build_model", slow_build)
+    configure_pyqtgraph()
+    window = WalkthroughWindow("lenet", source=InputSource.sample("cat"), device="cpu", weights="random",
+                               settings=QSettings(str(tmp_path / "s.ini"), QSettings.IniFormat))
+    window.show()
+    assert started.wait(30)
+    jobs = window.jobs
+    t0 = time.perf_counter()
+    window.close()
+    closed_in = time.perf_counter() - t0
+    assert closed_in < 0.5 and not window.isVisible()
+    qtbot.waitUntil(lambda: not jobs.busy, timeout=5_000)
+    stopped_in = time.perf_counter() - t0
+    assert stopped_in < 0.5 + 0.2, stopped_in          # at the next module
+    assert len(ran) < 4, ran                             # LeNet has 10 modules: it did not run on
+
+
+def test_closing_mid_download_returns_at_once_even_if_the_network_stalls(qapp, qtbot, tmp_path, monkeypatch,
+                                                                          empty_torch_cache):
+    """A read stuck in the network (the 30 s socket timeout) cannot look at the cancel flag: the
+    window goes at once anyway, and the job's late answer is dropped."""
+    stalled, finished = threading.Event(), threading.Event()
+
+    def stalled_download(name, progress, cancelled):
+        progress(1, 100)
+        stalled.set()
+        time.sleep(1.5)                          # a read that does not come back for a while
+        finished.set()
+        if cancelled():
+            raise core_weights.DownloadCancelled("The download was cancelled.")
+        raise AssertionError("not cancelled")
+
+    monkeypatch.setattr(core_weights, "download_imagenet", stalled_download)
+    window = open_walkthrough(tmp_path / "settings.ini", "resnet18")
+    window.download_action.trigger()
+    assert stalled.wait(10)
+    jobs = window.jobs
+    t0 = time.perf_counter()
+    window.close()
+    assert time.perf_counter() - t0 < 0.5 and not window.isVisible()
+    qtbot.waitUntil(lambda: not jobs.busy, timeout=10_000)     # the late answer arrives and is dropped
+    assert finished.is_set() and window._progress_dialog is None
 
 
 def test_send_to_stack_refuses_a_count_past_the_end_and_stays_open(qapp, qtbot):

@@ -13,7 +13,6 @@ from typing import Callable
 import torch
 from PySide6.QtCore import QObject, QThread, Signal
 
-from explorer.ui import gc_pause
 
 
 class _Thread(QThread):
@@ -102,7 +101,6 @@ class InsightWorker(QObject):
     def _set_busy(self, busy: bool) -> None:
         if busy != self._busy:
             self._busy = busy
-            (gc_pause.pause if busy else gc_pause.resume)()     # no cyclic GC off the GUI thread meanwhile
             self.busy_changed.emit(busy)
 
     # ---------------------------------------------------------------- GUI thread

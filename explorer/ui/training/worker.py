@@ -15,7 +15,6 @@ from explorer.core.inputs import InputError
 from explorer.core.stack import Stack
 from explorer.core.training.datasets import Dataset, load_dataset
 from explorer.core.training.trainer import TrainControl, TrainError, TrainSettings, plan_training, train
-from explorer.ui import gc_pause
 
 STEP_SIGNAL_SECONDS = 0.2     # steps go to the GUI in batches, 5 a second: each one repaints curves and labels
 
@@ -41,7 +40,6 @@ def warm_up_optimisers() -> threading.Thread:
     time an optimiser is made: seconds of imports that hold the interpreter lock in long stretches
     (GUI pauses of 0.3-0.8 s on a busy 2-core machine). Done when the panel opens, they are over
     before Start, and the live views stay smooth while training."""
-    gc_pause.pause()          # imports on a worker thread: no cyclic collection meanwhile (see gc_pause)
 
     def work() -> None:
         try:
@@ -49,8 +47,6 @@ def warm_up_optimisers() -> threading.Thread:
             torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
         except Exception:
             pass              # training itself will report a real problem
-        finally:
-            gc_pause.resume()
 
     thread = threading.Thread(target=work, name="optimiser warm-up", daemon=True)
     thread.start()
@@ -120,8 +116,6 @@ class TrainController(QObject):
     def _set_busy(self, busy: bool) -> None:
         if busy != self._busy:
             self._busy = busy
-            # No cyclic collection while the worker runs torch (see gc_pause).
-            (gc_pause.pause if busy else gc_pause.resume)()
             self.busy_changed.emit(busy)
 
     def _thread_done(self) -> None:
