@@ -266,7 +266,7 @@ COMMANDS = ("run", "shapes", "walkthrough", "samples", "examples", "gui")
 def _with_command(argv: list[str]) -> list[str]:
     """The window's options work without the word gui: `feature-map-explorer --image x.png` and
     `feature-map-explorer lenet` mean `gui --image x.png` and `gui lenet`."""
-    if not argv or argv[0] in COMMANDS or argv[0] in ("-h", "--help", "--version"):
+    if not argv or argv[0] in COMMANDS or argv[0] in ("-h", "--help", "--version") or "--self-test" in argv or "--screenshot" in argv:
         return argv
     first = argv[0]
     if first.startswith("-") or first.endswith(".json") or _is_example(first) or os.path.exists(first):

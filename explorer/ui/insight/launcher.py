@@ -13,7 +13,7 @@ class InsightLauncher:
         self.window = window
         self.insight: InsightWindow | None = None
         self.action = QAction("What does this layer respond to…", window)
-        self.action.setShortcut(QKeySequence("Ctrl+I"))
+        self.action.setShortcut(QKeySequence("Ctrl+Shift+I"))
         self.action.setToolTip("Top patches, feature visualisation, attribution and the deconvnet for the "
                                "selected layer")
         self.action.triggered.connect(self.open)
@@ -74,7 +74,7 @@ class InsightLauncher:
 def add_walkthrough_action(walk_window, menu) -> QAction:
     """The walkthrough's 'Insight' action: the same window for the model, on the stage shown."""
     action = QAction("&Insight: what does this stage respond to…", walk_window)
-    action.setShortcut(QKeySequence("Ctrl+I"))
+    action.setShortcut(QKeySequence("Ctrl+Shift+I"))
     action.setStatusTip("Top patches, feature visualisation, attribution (Grad-CAM, ...) and the deconvnet "
                         "for this model")
 
