@@ -370,3 +370,21 @@ def test_dropping_old_undo_steps_for_memory_is_said_in_the_status_bar(make_windo
     assert doc.undo_stack.count() == 1 and doc.undo_stack.undoText() == "Initialise 2"
     assert window.statusBar().currentMessage() == \
         "Undo history over 256 MB: the oldest 1 step can no longer be undone."
+
+
+def test_saving_while_training_previews_weights_writes_the_stack_as_edited(make_window, tmp_path):
+    """The Train panel shows live weights through a preview; Ctrl+S meanwhile must save the stack's
+    own weights, not a moment of training that is not (yet) an undo step."""
+    window = make_window()
+    real = window.document.stack
+    previewed = real.copy()
+    weight = build_module(real.layers[0]).weight.detach()
+    previewed.layers[0].state = {"weight": torch.full_like(weight, 7.0), "bias": torch.zeros(weight.shape[0])}
+    window.document.preview(previewed)
+    assert window.document.stack is previewed
+    path = tmp_path / "saved.json"
+    assert window._write(path)
+    saved = load_stack(path)
+    assert not saved.layers[0].state or not torch.equal(saved.layers[0].state["weight"], torch.full_like(weight, 7.0))
+    window.document.end_preview()
+    assert window.document.stack is real
