@@ -165,10 +165,22 @@ class StackRunner:
         self._keys: list[tuple] = []
         self._results: list[LayerResult] = []
         self._modules: dict[tuple, nn.Module] = {}
+        self._plan_key: tuple | None = None           # the meta pass of the last structure run
+        self._plan: list[LayerResult] = []
 
     def clear(self) -> None:
         self._source, self._moved = None, None
         self._keys, self._results, self._modules = [], [], {}
+        self._plan_key, self._plan = None, []
+
+    def _shape_plan(self, stack: Stack, input_shape: tuple[int, ...]) -> list[LayerResult]:
+        """Shapes from a meta pass, for the memory check. Shapes depend on the layers' types, names,
+        arguments and switches, never on their weights: a kernel-cell or seed edit reuses the last
+        plan instead of paying for another pass (a third of a small stack's run)."""
+        key = (tuple(spec_key(s)[:5] for s in stack.layers), input_shape)
+        if key != self._plan_key:
+            self._plan, self._plan_key = run_on_meta(stack, input_shape), key
+        return self._plan
 
     def _module(self, spec: LayerSpec, seed: int, train: bool) -> nn.Module:
         key = _module_key(spec, seed)
@@ -215,7 +227,7 @@ class StackRunner:
                 result = dataclasses.replace(self._results[i], reused=True)   # the last run's result stays as it was
             else:
                 if plan is None:
-                    plan = run_on_meta(stack, tuple(x.shape))
+                    plan = self._shape_plan(stack, tuple(x.shape))
                     free = available_memory(self.device)
                     # The last run's outputs count as free: the reused ones are counted again in ``kept``,
                     # the others are let go as this run replaces them.

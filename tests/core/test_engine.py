@@ -473,3 +473,24 @@ def test_torch_function_running_out_of_memory(monkeypatch):
     monkeypatch.setattr(torch, "sigmoid", exhausted)
     result = run_stack(_stack({"type": "Sigmoid", "name": "s"}), torch.rand(1, 1, 2, 2), "cpu")
     assert result.error == ("Sigmoid 's' ran out of memory on CPU; try a smaller batch or input size.")
+
+
+def test_the_memory_check_reuses_its_shape_pass_for_weight_edits_only(monkeypatch):
+    """A seed or kernel edit keeps every shape: no second meta pass. A new argument needs one."""
+    import explorer.core.engine as engine
+    from explorer.core.examples import load_example
+    passes = []
+    real = engine.run_on_meta
+    monkeypatch.setattr(engine, "run_on_meta", lambda stack, shape: passes.append(shape) or real(stack, shape))
+    stack = load_example("default")
+    x = torch.rand(1, 3, 32, 32)
+    runner = engine.StackRunner("cpu")
+    runner.run(stack, x)
+    reseeded = stack.copy()
+    reseeded.seed = 5
+    out = runner.run(reseeded, x)
+    assert len(passes) == 1 and out.ok
+    wider = stack.copy()
+    wider.layers[0].args = {**wider.layers[0].args, "out_channels": 7}
+    out = runner.run(wider, x)
+    assert len(passes) == 2 and out.layers[-1].output_shape[1] == 7
