@@ -17,8 +17,7 @@ def about_report(window) -> str:
     from PySide6.QtCore import qVersion
 
     from explorer import __version__
-    from explorer.ui.app import log_path
-    from explorer.ui.main_window import autosave_path
+    from explorer.ui.app_paths import autosave_path, log_path
 
     cuda = (f"{torch.version.cuda}, available: {'yes' if torch.cuda.is_available() else 'no'}"
             + (f" ({torch.cuda.device_count()} GPU: {torch.cuda.get_device_name(0)})" if torch.cuda.is_available() else "")

@@ -11,20 +11,15 @@ import traceback
 from pathlib import Path
 
 import pyqtgraph as pg
-from PySide6.QtCore import QObject, QStandardPaths, Qt, QTimer, Signal
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtWidgets import QApplication
 
 from explorer.core.devices import resolve_device
 from explorer.core.input_source import InputSource
+from explorer.ui.app_paths import log_path
 from explorer.ui.gc_collector import freeze_startup_objects, install_gc_collector
 
 log = logging.getLogger("explorer")
-
-
-def log_path() -> Path:
-    folder = Path(QStandardPaths.writableLocation(QStandardPaths.AppDataLocation) or Path.home() / ".feature-map-explorer")
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder / "explorer.log"
 
 
 class ErrorReporter(QObject):

@@ -332,6 +332,11 @@ class StackDocument(QObject):
             self.stack, self._preview_base = self._preview_base, None
             self.changed.emit(0)
 
+    def replace_layers(self, stack: Stack, text: str) -> None:
+        """Every layer replaced by ``stack``'s, as one undoable step with the last layer selected
+        (a walkthrough's 'Send to stack')."""
+        self._push(text, stack, 0, select=len(stack.layers) - 1)
+
     def set_weights(self, after: Stack, text: str) -> None:
         """Replaces the stack by ``after`` (the same layers with other ``state``) as one undo step:
         training results, kept history weights, reset weights."""

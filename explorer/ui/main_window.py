@@ -10,7 +10,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
-from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QSettings, QStandardPaths, Qt, QTimer
+from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QSettings, Qt, QTimer
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (QDockWidget, QLabel, QMainWindow, QProgressBar, QSplitter, QTabWidget, QVBoxLayout,
                                QWidget)
@@ -23,6 +23,7 @@ from explorer.core.input_source import InputSource
 from explorer.core.layers import CATEGORIES, LAYER_TYPES
 from explorer.core.shapes import infer_shapes
 from explorer.core.stack import Stack, StackError, load_stack, save_stack
+from explorer.ui.app_paths import autosave_path
 from explorer.ui import dialogs
 from explorer.ui.document import HISTORY_BYTES, StackDocument
 from explorer.ui.reaper import release_later
@@ -34,7 +35,7 @@ from explorer.ui.layer_form import LayerForm
 from explorer.ui.layer_panel import LayerPanel
 from explorer.ui.model_view import ModelView
 from explorer.ui.shapes_view import ShapesView
-from explorer.ui.walkthrough_window import WalkthroughLauncher
+from explorer.ui.walkthrough_launcher import WalkthroughLauncher
 from explorer.ui.workers import RunController, RunReply
 
 log = logging.getLogger("explorer")
@@ -59,12 +60,6 @@ def redo_keys() -> list[QKeySequence]:
             seen.add(text)
             keys.append(key)
     return keys
-
-
-def autosave_path() -> Path:
-    folder = Path(QStandardPaths.writableLocation(QStandardPaths.AppDataLocation) or Path.home() / ".feature-map-explorer")
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder / "autosave.json"
 
 
 class MainWindow(QMainWindow):

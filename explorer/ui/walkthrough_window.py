@@ -12,7 +12,7 @@ import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 import torch
 from PySide6.QtCore import QSettings, Qt, Signal
@@ -37,9 +37,6 @@ from explorer.ui.reaper import release_later
 from explorer.ui.walkthrough_worker import JobCancelled, JobFailure, JobRunner
 from explorer.ui.spin_boxes import CheckedSpinBox
 from explorer.ui.fonts import fixed_font
-
-if TYPE_CHECKING:
-    from explorer.ui.main_window import MainWindow
 
 log = logging.getLogger("explorer")
 
@@ -941,78 +938,6 @@ class WalkthroughWindow(QMainWindow):
             self.jobs.busy_changed.connect(lambda busy: busy or self.deleteLater())
         else:
             self.deleteLater()
-
-
-# ============================================================================ opening from the main window
-
-class WalkthroughLauncher:
-    """The main window's Models menu: opens walkthrough windows on the current input and takes
-    'Send to stack' back into the main window's document as one undoable edit."""
-
-    def __init__(self, window: "MainWindow", menu: QMenu):
-        self.window = window
-        self.menu = menu
-        self.windows: list[WalkthroughWindow] = []
-        for text, name, tip in (
-                ("&VGG-16 walkthrough…", "vgg16", "Step through torchvision's VGG-16 on the current input, "
-                                                  "block by block as the classic text explains it."),
-                ("&LeNet walkthrough…", "lenet", "Step through the tutorial's LeNet on the current input "
-                                                 "(gray, 32×32), with its named_parameters()."),
-        ):
-            action = menu.addAction(text)
-            action.setStatusTip(tip)
-            action.setToolTip(tip)
-            action.triggered.connect(lambda _=False, n=name: self.open(n))
-        menu.addSeparator()
-        action = menu.addAction("&Open model…")
-        action.setStatusTip("Walk through a torchvision classifier (AlexNet, VGG, ResNet…) with an optional weights file.")
-        action.triggered.connect(self.open_model_dialog)
-
-    def open_model_dialog(self) -> WalkthroughWindow | None:
-        folder = str(self.window.settings.value("lastFolder/weights", str(Path.home())))
-        answer = ask_model(self.window, folder)
-        if answer is None:
-            return None
-        name, weights = answer
-        return self.open(name, weights)
-
-    def open(self, model_name: str, weights: str | None = None) -> WalkthroughWindow:
-        """A walkthrough of ``model_name`` on the main window's input (the batch item on screen).
-        ``weights``: None (ImageNet from the torch cache if there, else random), 'random',
-        'imagenet' or a file path."""
-        w = self.window
-        source, item = self.current_input()
-        walk = WalkthroughWindow(model_name, source=source, batch_item=item,
-                                 device=w.device, weights=weights, send_stack=self.receive_stack,
-                                 settings=w.settings, parent=w, input_provider=self.current_input)
-        self.windows.append(walk)
-        walk.closed.connect(lambda: walk in self.windows and self.windows.remove(walk))
-        walk.show()
-        return walk
-
-    def current_input(self) -> tuple[InputSource, int]:
-        """The main window's input and the batch item on screen."""
-        w = self.window
-        return w.source or w.requested_source, w.input_panel.batch_item
-
-    def receive_stack(self, stack: Stack, walkthrough_window: WalkthroughWindow) -> None:
-        """'Send to stack': the layers replace the main window's stack in one undoable step, and
-        its input becomes the walkthrough's input as the model sees it (an 8-bit PNG, exact)."""
-        from explorer.ui.document import StackEdit
-        walk = walkthrough_window.walkthrough
-        label = model_label(walkthrough_window.model_name)
-        doc = self.window.document
-        doc.push(StackEdit(doc, f"Send {len(stack.layers)} layers of {label} to the stack", stack, 0,
-                                      select=len(stack.layers) - 1))
-        h, w = walk.raw_input.shape[-2:]
-        self.window.set_source(InputSource.pasted(png_bytes(walk.raw_input), f"{label} input ({h}×{w})"))
-        self.window.raise_()
-        self.window.activateWindow()
-
-    def close_all(self) -> None:
-        for walk in list(self.windows):
-            walk.close()
-        self.windows = []
 
 
 def png_bytes(image: torch.Tensor) -> bytes:

@@ -529,9 +529,15 @@ def test_closing_a_walkthrough_lets_go_of_its_model_and_maps(main_window, qapp):
     model, output = weakref.ref(window.model), weakref.ref(window.walkthrough.outputs[1])
     window.close()
     assert main_window.walkthroughs.windows == []
-    for _ in range(3):
+
+    def gone() -> bool:       # the reaper thread drops them once nobody else holds them (HOLD_S)
         qapp.processEvents()
-    gc.collect()
+        gc.collect()
+        return model() is None and output() is None
+
+    deadline = time.monotonic() + 10
+    while not gone() and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert model() is None and output() is None
 
 
