@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from explorer.core.layers import LAYER_TYPES, LayerArgError, LayerSpec, check_args
 from explorer.core.shapes import infer_shapes
-from explorer.core.stack import Stack, default_name
+from explorer.core.stack import Stack, default_name, name_problem
 
 
 # A channel count the new layer chooses freely (not one it must match) is kept at most this:
@@ -43,6 +43,48 @@ def _image_channels(shapes: list[tuple[int, ...]]) -> int:
 
 def earlier_pools(stack: Stack, position: int) -> list[LayerSpec]:
     return [layer for layer in stack.layers[:position] if layer.type == "MaxPool2d"]
+
+
+def earlier_pool_names(stack: Stack, position: int) -> list[str]:
+    """The MaxPool2d layers before ``position``: where an unpool there may take its indices from."""
+    return [layer.name for layer in earlier_pools(stack, position)]
+
+
+def renamed(stack: Stack, index: int, name: str) -> Stack:
+    """A copy of ``stack`` with layer ``index`` called ``name`` and the unpools that took their
+    indices from the old name following it. Raises ValueError with a sentence when the name is
+    taken or not allowed. ``name`` is used as given (the caller strips it)."""
+    old = stack.layers[index].name
+    if name != old and name in stack.names():
+        raise ValueError(f"Another layer is already called '{name}'.")
+    if (problem := name_problem(name)) is not None:   # the rule a saved stack is loaded with
+        raise ValueError(f"{problem}.")
+    after = stack.copy()
+    after.layers[index].name = name
+    for layer in after.layers:
+        if layer.indices_from == old:
+            layer.indices_from = name
+    return after
+
+
+def removal_problem(stack: Stack, index: int) -> str | None:
+    """Why layer ``index`` cannot be removed (an unpool takes its indices from it), or None."""
+    name = stack.layers[index].name
+    users = [layer.name for i, layer in enumerate(stack.layers) if i != index and layer.indices_from == name]
+    if users:
+        return f"'{name}' gives its indices to {', '.join(users)}; remove or change that first."
+    return None
+
+
+def pool_order_problem(stack: Stack) -> str | None:
+    """Why the order of ``stack`` is wrong (an unpool before the pool whose indices it needs), or None."""
+    pools_seen = set()
+    for layer in stack.layers:
+        if layer.indices_from is not None and layer.indices_from not in pools_seen:
+            return f"'{layer.name}' would come before '{layer.indices_from}', whose indices it needs."
+        if layer.type == "MaxPool2d":
+            pools_seen.add(layer.name)
+    return None
 
 
 def new_layer(stack: Stack, type_name: str, position: int, input_shape: tuple[int, ...]) -> LayerSpec:

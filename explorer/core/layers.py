@@ -574,3 +574,34 @@ def describe(spec: LayerSpec) -> str:
     if t == "Flatten":
         return f"Flatten {a['start_dim']}..{a['end_dim']}"
     return t
+
+
+# ---------------------------------------------------------------- argument rules the editors follow
+# Arguments of which a layer takes one or the other: setting one unsets the other in one step.
+EXCLUSIVE_ARGS = {("Upsample", "size"): "scale_factor", ("Upsample", "scale_factor"): "size"}
+
+
+def exclusive_with(type_name: str, arg_name: str) -> str | None:
+    """The argument that ``arg_name`` of ``type_name`` excludes (Upsample's size vs scale_factor)."""
+    return EXCLUSIVE_ARGS.get((type_name, arg_name))
+
+
+def unset_arg_fallback(arg: Arg, args: dict[str, Any], output_shape: tuple[int, ...] | None) -> Any:
+    """What an unset optional argument starts from when the user sets it: torch's effective value
+    where there is one (a pool's stride is its kernel_size, AvgPool2d's divisor is k²), otherwise
+    a sensible start. ``args``: the layer's full arguments ({} when they do not check);
+    ``output_shape``: what the layer outputs now (a size starts from its H, W), or None."""
+    if arg.name == "stride" and "kernel_size" in args:
+        return args["kernel_size"]
+    if arg.name == "divisor_override" and "kernel_size" in args:
+        k = args["kernel_size"]
+        return k[0] * k[1] if isinstance(k, (tuple, list)) else k * k
+    if arg.kind == "size":
+        return list(output_shape[-2:]) if output_shape and len(output_shape) >= 4 else 64
+    if arg.kind == "scale":
+        return 2.0
+    if arg.kind == "dim":
+        return 1
+    if arg.kind == "opt_int":
+        return int(arg.minimum) if arg.minimum is not None else 1
+    return arg.default if arg.default is not None else 1

@@ -15,10 +15,10 @@ import torch
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoCommand, QUndoStack
 
-from explorer.core.editing import new_layer
+from explorer.core.editing import earlier_pool_names, new_layer, pool_order_problem, removal_problem, renamed
 from explorer.core.kernels import reconcile_state
 from explorer.core.layers import LayerSpec, check_args
-from explorer.core.stack import InputSpec, Stack, default_name, name_problem
+from explorer.core.stack import InputSpec, Stack, default_name
 
 
 MERGE_SECONDS = 1.5   # keystrokes into one field within this time are one undo step
@@ -382,7 +382,7 @@ class StackDocument(QObject):
     def set_indices_from(self, index: int, pool_name: str) -> None:
         if self.stack.layers[index].indices_from == pool_name:
             return
-        pools = [l.name for l in self.stack.layers[:index] if l.type == "MaxPool2d"]
+        pools = earlier_pool_names(self.stack, index)
         if pool_name not in pools:
             raise ValueError(f"'{pool_name}' is not a MaxPool2d before this layer; choose one of: {', '.join(pools) or 'none'}.")
         after = self.stack.copy()
@@ -394,15 +394,7 @@ class StackDocument(QObject):
         old = self.stack.layers[index].name
         if not name or name == old:
             return
-        if name in self.stack.names():
-            raise ValueError(f"Another layer is already called '{name}'.")
-        if (problem := name_problem(name)) is not None:   # the rule a saved stack is loaded with
-            raise ValueError(f"{problem}.")
-        after = self.stack.copy()
-        after.layers[index].name = name
-        for layer in after.layers:
-            if layer.indices_from == old:
-                layer.indices_from = name
+        after = renamed(self.stack, index, name)
         self._push(f"Rename {old} to {name}", after, index)
 
     def set_state(self, index: int, key: str, tensor: torch.Tensor) -> None:
@@ -446,11 +438,10 @@ class StackDocument(QObject):
         return position
 
     def remove_layer(self, index: int) -> None:
+        if (problem := removal_problem(self.stack, index)) is not None:
+            raise ValueError(problem)
         after = self.stack.copy()
         removed = after.layers.pop(index)
-        users = [l.name for l in after.layers if l.indices_from == removed.name]
-        if users:
-            raise ValueError(f"'{removed.name}' gives its indices to {', '.join(users)}; remove or change that first.")
         select = min(index, len(after.layers) - 1)
         self._push(f"Remove {removed.name}", after, index, select=select)
 
@@ -467,12 +458,8 @@ class StackDocument(QObject):
         after = self.stack.copy()
         spec = after.layers.pop(src)
         after.layers.insert(dst, spec)
-        pools_seen = set()
-        for layer in after.layers:
-            if layer.indices_from is not None and layer.indices_from not in pools_seen:
-                raise ValueError(f"'{layer.name}' would come before '{layer.indices_from}', whose indices it needs.")
-            if layer.type == "MaxPool2d":
-                pools_seen.add(layer.name)
+        if (problem := pool_order_problem(after)) is not None:
+            raise ValueError(problem)
         self._push(f"Move {spec.name}", after, min(src, dst), select=dst)
 
     def set_input_spec(self, channels: int | None, size: tuple[int, int] | None) -> None:

@@ -17,7 +17,9 @@ from PySide6.QtWidgets import (QAbstractSpinBox, QCheckBox, QComboBox, QFormLayo
                                QHBoxLayout, QLabel, QLineEdit, QScrollArea, QSizePolicy,
                                QStackedWidget, QToolButton, QVBoxLayout, QWidget)
 
-from explorer.core.layers import LAYER_TYPES, Arg, LayerArgError, LayerSpec, build_module, check_args
+from explorer.core.editing import earlier_pool_names
+from explorer.core.layers import (LAYER_TYPES, Arg, LayerArgError, LayerSpec, build_module, check_args, exclusive_with,
+                                  unset_arg_fallback)
 from explorer.ui.document import StackDocument
 from explorer.ui.spin_boxes import CheckedDoubleSpinBox, CheckedSpinBox
 
@@ -580,21 +582,7 @@ class LayerForm(QWidget):
                 a = spec.full_args()
             except LayerArgError:
                 a = {}
-            if arg.name == "stride" and "kernel_size" in a:
-                return a["kernel_size"]
-            if arg.name == "divisor_override" and "kernel_size" in a:
-                k = a["kernel_size"]
-                return k[0] * k[1] if isinstance(k, (tuple, list)) else k * k
-            if arg.kind == "size":
-                shape = self._output_shape()
-                return list(shape[-2:]) if shape and len(shape) >= 4 else 64
-            if arg.kind == "scale":
-                return 2.0
-            if arg.kind == "dim":
-                return 1
-            if arg.kind == "opt_int":
-                return int(arg.minimum) if arg.minimum is not None else 1
-            return arg.default if arg.default is not None else 1
+            return unset_arg_fallback(arg, a, self._output_shape() if arg.kind == "size" else None)
         return fallback
 
     def _output_shape(self):
@@ -628,7 +616,7 @@ class LayerForm(QWidget):
 
     def _update_indices_combo(self, spec: LayerSpec) -> None:
         i = self.document.selected
-        pools = [l.name for l in self.document.stack.layers[:i] if l.type == "MaxPool2d"]
+        pools = earlier_pool_names(self.document.stack, i)
         items = list(pools)
         if spec.indices_from is not None and spec.indices_from not in items:
             items.insert(0, spec.indices_from)
@@ -686,7 +674,7 @@ class LayerForm(QWidget):
             return
         value = self.editors[key].value()
         try:
-            other = _EXCLUSIVE.get((spec.type, key))
+            other = exclusive_with(spec.type, key)
             if other is not None and value is not None and spec.full_args().get(other) is not None:
                 # Upsample takes size or scale_factor: setting one unsets the other in one step.
                 self.document.set_args(i, {key: value, other: None})
@@ -723,6 +711,3 @@ class LayerForm(QWidget):
                 self.document.set_indices_from(self.document.selected, name)
             except ValueError as e:
                 self._show_error("indices_from", str(e), self.indices_error)
-
-
-_EXCLUSIVE = {("Upsample", "size"): "scale_factor", ("Upsample", "scale_factor"): "size"}

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from explorer.core.editing import earlier_pools, new_layer, shape_before
+from explorer.core.editing import (earlier_pool_names, earlier_pools, new_layer, pool_order_problem, removal_problem,
+                                   renamed, shape_before)
 from explorer.core.engine import run_stack
-from explorer.core.layers import LAYER_TYPES
+from explorer.core.layers import LAYER_TYPES, exclusive_with, layer_type, unset_arg_fallback
 from explorer.core.stack import Stack, stack_from_dict
 
 INPUT = (1, 3, 32, 32)
@@ -107,3 +108,76 @@ def test_building_a_stack_from_nothing_runs():
     assert len(set(stack.names())) == len(stack.layers)
     result = run_stack(stack, torch.rand(INPUT), "cpu")
     assert result.ok, result.error
+
+
+# ---------------------------------------------------------------- the editing rules the window follows
+
+
+def _pools_stack():
+    return stack_from_dict({"layers": [
+        {"type": "Conv2d", "name": "conv1", "args": {"in_channels": 3, "out_channels": 6, "kernel_size": 3}},
+        {"type": "MaxPool2d", "name": "pool1", "args": {"kernel_size": 2}},
+        {"type": "MaxPool2d", "name": "pool2", "args": {"kernel_size": 2}},
+        {"type": "MaxUnpool2d", "name": "unpool1", "args": {"kernel_size": 2}, "indices_from": "pool2"},
+    ]})
+
+
+def test_renaming_a_pool_carries_its_unpool_along_and_leaves_the_original_alone():
+    stack = _pools_stack()
+    after = renamed(stack, 2, "p2")
+    assert [l.name for l in after.layers] == ["conv1", "pool1", "p2", "unpool1"]
+    assert after.layers[3].indices_from == "p2"
+    assert stack.layers[2].name == "pool2" and stack.layers[3].indices_from == "pool2"
+
+
+def test_renaming_to_a_taken_or_bad_name_is_refused_with_a_sentence():
+    with pytest.raises(ValueError, match="already called 'pool1'"):
+        renamed(_pools_stack(), 2, "pool1")
+    with pytest.raises(ValueError):
+        renamed(_pools_stack(), 2, "")
+
+
+def test_a_pool_whose_indices_are_used_cannot_be_removed_but_the_other_can():
+    stack = _pools_stack()
+    assert removal_problem(stack, 2) == "'pool2' gives its indices to unpool1; remove or change that first."
+    assert removal_problem(stack, 1) is None
+    assert removal_problem(stack, 3) is None
+
+
+def test_an_unpool_may_not_come_before_its_pool():
+    stack = _pools_stack()
+    assert pool_order_problem(stack) is None
+    stack.layers.insert(1, stack.layers.pop(3))
+    assert pool_order_problem(stack) == "'unpool1' would come before 'pool2', whose indices it needs."
+
+
+def test_earlier_pool_names_are_the_max_pools_before_the_position():
+    stack = _pools_stack()
+    assert earlier_pool_names(stack, 3) == ["pool1", "pool2"]
+    assert earlier_pool_names(stack, 2) == ["pool1"]
+    assert earlier_pool_names(stack, 1) == []
+
+
+def test_upsample_size_and_scale_factor_exclude_each_other():
+    assert exclusive_with("Upsample", "size") == "scale_factor"
+    assert exclusive_with("Upsample", "scale_factor") == "size"
+    assert exclusive_with("Conv2d", "stride") is None
+
+
+def _arg(type_name, name):
+    return next(a for a in layer_type(type_name).args if a.name == name)
+
+
+def test_an_unset_stride_starts_at_the_kernel_size_and_a_divisor_at_k_squared():
+    assert unset_arg_fallback(_arg("MaxPool2d", "stride"), {"kernel_size": 3}, None) == 3
+    assert unset_arg_fallback(_arg("AvgPool2d", "divisor_override"), {"kernel_size": 3}, None) == 9
+    assert unset_arg_fallback(_arg("AvgPool2d", "divisor_override"), {"kernel_size": (2, 3)}, None) == 6
+    # What torch does with stride=None is exactly stride=kernel_size.
+    x = torch.randn(1, 1, 9, 9)
+    assert torch.equal(torch.nn.MaxPool2d(3)(x), torch.nn.MaxPool2d(3, stride=3)(x))
+
+
+def test_an_unset_upsample_size_starts_at_the_current_output_size():
+    assert unset_arg_fallback(_arg("Upsample", "size"), {}, (1, 3, 40, 50)) == [40, 50]
+    assert unset_arg_fallback(_arg("Upsample", "size"), {}, None) == 64
+    assert unset_arg_fallback(_arg("Upsample", "scale_factor"), {}, None) == 2.0
