@@ -544,12 +544,6 @@ class KernelEditor(QWidget):
             return
         self._write_kernel(kernel, "kernel", f"{verb} {self._spec.name} kernel")
 
-    def normalise(self) -> None:
-        self._transform(normalised_to_sum_one, "Normalise")
-
-    def make_zero_mean(self) -> None:
-        self._transform(zero_mean, "Zero-mean")
-
     def kernel_text(self) -> str:
         return format_kernel_text(self.current_kernel())
 

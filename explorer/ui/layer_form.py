@@ -262,10 +262,6 @@ class PairEditor(ArgEditor):
             if h != w:
                 self.link.setChecked(False)
 
-    def set_square(self, square: bool) -> None:
-        with qt_signals_blocked(self.link):
-            self.link.setChecked(square)
-
     def setEnabled(self, on: bool) -> None:   # noqa: N802 (Qt name)
         for w in (self.h, self.w, self.link):
             w.setEnabled(on)
@@ -405,7 +401,6 @@ class LayerForm(QWidget):
         self.editors: dict[str, ArgEditor] = {}
         self.error_labels: dict[str, QLabel] = {}
         self._shown: tuple[int, str] | None = None     # (index, type) the editors are built for
-        self._shown_name: str | None = None
 
         self.hint = QLabel("Select a layer to edit its arguments,\nor add one with Add layer.", self)
         self.hint.setObjectName("emptyHint")
@@ -594,8 +589,6 @@ class LayerForm(QWidget):
             return None
 
     def _update_values(self, spec: LayerSpec) -> None:
-        if spec.name != self._shown_name:
-            self._shown_name = spec.name
         for label in self.error_labels.values():
             label.clear()
             label.hide()

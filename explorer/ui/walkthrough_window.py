@@ -807,10 +807,6 @@ class WalkthroughWindow(QMainWindow):
         pos = view.plot.vb.mapSceneToView(scene_pos)      # value pixels, as the channel readout uses
         self._show_region((math.floor(pos.y()), math.floor(pos.x())))
 
-    def show_region_of(self, y: int, x: int) -> tuple[int, int, int, int] | None:
-        """Outlines on the input what output pixel (y, x) of the current stage sees; returns the region."""
-        return self._show_region((y, x))
-
     def _show_region(self, pixel: tuple[int, int] | None) -> tuple[int, int, int, int] | None:
         stage = self.stage
         shape = tuple(stage.output_shape) if stage is not None else ()
