@@ -14,10 +14,13 @@ from typing import Any, Callable
 from PySide6.QtCore import QObject, Signal
 
 
-class _Mailbox:
+class Mailbox:
+    """What a worker thread shares with the GUI thread: the newest request, or closed. Plain
+    Python, no Qt (the display worker uses it too)."""
+
     def __init__(self):
         self.lock = threading.Condition()
-        self.pending: tuple | None = None
+        self.pending: object | None = None    # whatever the worker takes next
         self.closed = False
 
     def close(self) -> None:
@@ -26,7 +29,7 @@ class _Mailbox:
             self.lock.notify()
 
 
-def _serve(mailbox: _Mailbox, owner: "weakref.ref[LatestCall]") -> None:
+def _serve(mailbox: Mailbox, owner: "weakref.ref[LatestCall]") -> None:
     """The thread: holds the QObject it answers through only weakly and ends when it is destroyed."""
     while True:
         with mailbox.lock:
@@ -60,7 +63,7 @@ class LatestCall(QObject):
     def __init__(self, name: str, parent: QObject | None = None):
         super().__init__(parent)
         self._name = name
-        self._mailbox = _Mailbox()
+        self._mailbox = Mailbox()
         mailbox = self._mailbox
         self.destroyed.connect(lambda *_: mailbox.close())      # the thread ends with its widget
         self._requested = 0

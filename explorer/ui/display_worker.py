@@ -21,6 +21,7 @@ from PySide6.QtCore import QObject, Signal
 
 from explorer.core.display import PreparedView, ViewSettings, render_view
 from explorer.core.stats import LayerStats, layer_stats
+from explorer.ui.background import Mailbox
 
 
 def view_key(source: torch.Tensor, settings: ViewSettings) -> tuple:
@@ -84,22 +85,7 @@ def prepare(request: DisplayRequest) -> DisplayReply:
     return reply
 
 
-class _Mailbox:
-    """What the thread shares with the GUI thread: plain Python, no Qt."""
-
-    def __init__(self):
-        self.lock = threading.Condition()
-        self.pending: DisplayRequest | None = None
-        self.closed = False
-
-    def close(self) -> None:
-        with self.lock:
-            self.closed = True
-            self.pending = None
-            self.lock.notify()
-
-
-def _serve(mailbox: _Mailbox, owner: "weakref.ref[DisplayPreparer]") -> None:
+def _serve(mailbox: Mailbox, owner: "weakref.ref[DisplayPreparer]") -> None:
     """The thread: only a weak reference to the QObject it answers through, so the thread neither
     keeps the view's objects alive nor outlives them (it ends when the preparer is destroyed)."""
     while True:
@@ -130,7 +116,7 @@ class DisplayPreparer(QObject):
 
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
-        self._mailbox = _Mailbox()
+        self._mailbox = Mailbox()
         self._requested = 0            # the newest request's token
         self._delivered = 0            # the newest token answered on the GUI thread (or dropped)
         self._thread: threading.Thread | None = None
