@@ -287,12 +287,6 @@ class KernelEditor(QWidget):
         return self.kernels()[self.out_spin.value(), self.in_spin.value()].clone()
 
     def refresh(self, *_) -> None:
-        if self.isHidden() and self.parentWidget() is not None:
-            # A tab not in front (the Arguments tab is): building and drawing the weights on every edit
-            # cost the edit ~5 ms here and a second module build on the loader's thread.
-            self._stale = True
-            return
-        self._stale = False
         spec = self.spec()
         why = editable(spec)
         self.hint.setText(why or "")
@@ -301,7 +295,15 @@ class KernelEditor(QWidget):
         self.body.setVisible(why is None)
         if why is not None:
             self._weight, self._bias, self._spec = None, None, None
+            self._stale = False
             return
+        if self.isHidden() and self.parentWidget() is not None and self._weight is not None:
+            # A tab not in front (the Arguments tab is): building and drawing the weights on every edit
+            # cost the edit ~5 ms here and a second module build on the loader's thread. Done when
+            # shown; the layout stays as it was, so the window's docks keep their sizes.
+            self._stale = True
+            return
+        self._stale = False
         changed_layer = self._spec is None or self._spec.name != spec.name or self._spec.type != spec.type
         params = cached_layer_parameters(spec, self.document.stack.seed)
         if params is None:
