@@ -129,15 +129,6 @@ def source_from_args(args) -> InputSource | None:
     return None
 
 
-def warm_up_shape_inference() -> None:
-    """torch imports its meta kernels on first use (over a second); do it while the window is built."""
-    def warm():
-        from explorer.core.engine import run_on_meta
-        from explorer.core.examples import load_example
-        run_on_meta(load_example("default"), (1, 3, 8, 8))     # data only: nothing of Qt here
-    threading.Thread(target=warm, name="warm-up", daemon=True).start()
-
-
 def run_app(args) -> int:
     from explorer.core.examples import resolve_stack
     from explorer.ui.main_window import MainWindow
@@ -149,7 +140,6 @@ def run_app(args) -> int:
             stack_path = Path(args.stack)
     device = str(resolve_device(getattr(args, "device", "auto")))   # DeviceError: one line on stderr
     app = make_application()
-    warm_up_shape_inference()      # after the collector is GUI-only: the thread must not set it off
     logging.basicConfig(filename=str(log_path()), level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     install_fault_log(log_path())
