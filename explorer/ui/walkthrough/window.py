@@ -31,10 +31,10 @@ from explorer.core.stack import InputSpec, Stack
 from explorer.core.stats import layer_stats
 from explorer.ui import dialogs
 from explorer.ui.feature_view import FeatureView
-from explorer.ui.stage_strip import StageStrip, StripBlock, legend_html
-from explorer.ui.walkthrough_views import InputImageView, TopClassesView, input_pixels
+from explorer.ui.walkthrough.stage_strip import StageStrip, StripBlock, legend_html
+from explorer.ui.walkthrough.views import InputImageView, TopClassesView, input_pixels
 from explorer.ui.reaper import release_later
-from explorer.ui.walkthrough_worker import JobCancelled, JobFailure, JobRunner
+from explorer.ui.walkthrough.worker import JobCancelled, JobFailure, JobRunner
 from explorer.ui.spin_boxes import CheckedSpinBox
 from explorer.ui.fonts import fixed_font
 
