@@ -26,7 +26,7 @@ from explorer.core.layers import LayerSpec
 from explorer.ui.background import LatestCall
 from explorer.ui.document import StackDocument
 from explorer.ui.kernel_grid import NumberGrid
-from explorer.ui.arg_editors import qt_signals_blocked
+from explorer.ui.qt_signals import qt_signals_blocked
 from explorer.ui.weight_overview import WeightOverview
 from explorer.ui.spin_boxes import CheckedSpinBox
 
