@@ -346,6 +346,10 @@ class FeatureView(QtWidgets.QWidget):
         stats = self._cached_stats(result.output)
         if stats is not None:
             self.stats_view.set_stats(stats, tuple(out.shape))
+        elif previous is not None and previous.index == result.index and self.stats_view.stats is not None:
+            # The same layer after an edit: its old numbers stay until the new ones are counted (a
+            # blank panel on every keystroke flickers), and the title says they are being replaced.
+            self.stats_view.title.setText("Layer statistics: counting…")
         else:
             self.stats_view.clear()          # counted in the background; shown when ready
             self.stats_view.title.setText("Layer statistics: counting…")

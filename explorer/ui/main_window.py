@@ -35,7 +35,7 @@ from explorer.ui.layer_form import LayerForm
 from explorer.ui.layer_panel import LayerPanel
 from explorer.ui.model_view import ModelView
 from explorer.ui.shapes_view import ShapesView
-from explorer.ui.walkthrough_launcher import WalkthroughLauncher
+from explorer.ui.walkthrough.launcher import WalkthroughLauncher
 from explorer.ui.workers import RunController, RunReply
 
 log = logging.getLogger("explorer")
