@@ -15,7 +15,6 @@ from collections import OrderedDict
 from dataclasses import replace
 
 import numpy as np
-import pyqtgraph as pg
 import torch
 from PySide6 import QtWidgets
 from PySide6.QtCore import Qt, Signal
@@ -42,8 +41,6 @@ from explorer.ui.vector_view import VectorView
 from explorer.ui.spin_boxes import CheckedSpinBox
 from explorer.ui.flow_layout import flow_row
 from explorer.ui.elided_label import ElidedLabel
-
-pg.setConfigOptions(imageAxisOrder="row-major")
 
 MODES = ("grid", "rgb", "batch")
 MODE_LABELS = {

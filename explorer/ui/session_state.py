@@ -146,6 +146,8 @@ class SessionState(QObject):
     def _check_shapes(self) -> None:
         # Hand-set weights (the kernel editor, every keystroke) never change a shape: the ~20 ms
         # inference is skipped when only `state` changed.
+        if self.document is None:
+            return
         stack = self.document.stack
         key = (self.input_shape, stack.mode,
                [(l.type, l.name, repr(l.args), l.enabled, l.indices_from) for l in stack.layers])

@@ -19,8 +19,6 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from explorer.ui.stats_view import ACCENT, NEGATIVE, POSITIVE, format_count, format_value
 from explorer.ui.fonts import fixed_font
 
-pg.setConfigOptions(imageAxisOrder="row-major")
-
 MAX_BARS = 2000
 
 
