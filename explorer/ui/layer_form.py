@@ -19,8 +19,8 @@ from explorer.core.editing import earlier_pool_names
 from explorer.core.layers import (LAYER_TYPES, Arg, LayerArgError, LayerSpec, build_module, check_args, exclusive_with,
                                   unset_arg_fallback)
 from explorer.ui.document import StackDocument
-from explorer.ui.arg_editors import (ERROR_STYLE, ArgEditor, OptionalEditor, arg_tooltip, label_text, make_editor,
-                                     qt_signals_blocked)
+from explorer.ui.arg_editors import ERROR_STYLE, ArgEditor, OptionalEditor, arg_tooltip, label_text, make_editor
+from explorer.ui.qt_signals import qt_signals_blocked
 from explorer.ui.spin_boxes import CheckedSpinBox
 
 # ---------------------------------------------------------------- the form
