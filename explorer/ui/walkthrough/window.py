@@ -25,16 +25,15 @@ from explorer.core import model_zoo, walkthrough as core_walkthrough, weights as
 from explorer.core.walkthrough import RANDOM_NOTICE
 from explorer.core.engine import LayerResult
 from explorer.core.input_source import InputSource, load_input
-from explorer.core.inputs import to_gray
 from explorer.core.display import LayerDisplay
 from explorer.core.stack import InputSpec, Stack
 from explorer.core.stats import layer_stats
 from explorer.ui import dialogs
 from explorer.ui.feature_view import FeatureView
-from explorer.ui.stage_strip import StageStrip, StripBlock, legend_html
-from explorer.ui.walkthrough_views import InputImageView, TopClassesView, input_pixels
+from explorer.ui.walkthrough.stage_strip import StageStrip, StripBlock, legend_html
+from explorer.ui.walkthrough.views import InputImageView, TopClassesView, input_pixels
 from explorer.ui.reaper import release_later
-from explorer.ui.walkthrough_worker import JobCancelled, JobFailure, JobRunner
+from explorer.ui.walkthrough.worker import JobCancelled, JobFailure, JobRunner
 from explorer.ui.spin_boxes import CheckedSpinBox
 from explorer.ui.fonts import fixed_font
 
@@ -137,29 +136,6 @@ def ask_model(parent: QWidget, folder: str) -> tuple[str, str | None] | None:
 
 # ============================================================================ the background jobs
 
-IMAGENET_RESIZE = 256      # torchvision's ImageNet transforms: Resize(256), then CenterCrop(224)
-
-
-def eight_bit_picture(model_name: str, image: torch.Tensor) -> torch.Tensor:
-    """The picture resized as the model's preprocessing starts (short side 256 for the ImageNet
-    models, one gray 32×32 channel for LeNet) and rounded to 8-bit levels, as a torchvision pipeline
-    on PIL images gives it. prepare_input's own resize is then a no-op and its crop a slice, so the
-    walkthrough's input is exactly an 8-bit picture: 'Send to stack' hands it to the main window as
-    a PNG without changing a value, and the main window's outputs equal the walkthrough's."""
-    x = image.detach().to("cpu", torch.float32)
-    channels = model_zoo.input_shape(model_name)[1]
-    if channels == 1 and x.shape[1] != 1:
-        x = to_gray(x[:, :3])
-    h, w = x.shape[-2:]
-    if model_zoo.is_imagenet(model_name):
-        short = IMAGENET_RESIZE
-        size = (short, max(short, int(short * w / h))) if h <= w else (max(short, int(short * h / w)), short)
-    else:
-        size = tuple(model_zoo.input_shape(model_name)[-2:])
-    if (h, w) != tuple(size):
-        x = torch.nn.functional.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
-    return (x.clamp(0, 1) * 255).round() / 255
-
 @dataclass
 class CaptureOutcome:
     model: torch.nn.Module
@@ -187,7 +163,7 @@ def capture_job(model_name: str, source: InputSource | None, image: torch.Tensor
             batch = load_input(source or InputSource.sample("astronaut"), InputSpec(channels=3, size=None))
             item = min(max(0, batch_item), batch.tensor.shape[0] - 1)
             picture = batch.tensor[item:item + 1]
-        picture = eight_bit_picture(model_name, picture)
+        picture = core_walkthrough.eight_bit_picture(model_name, picture)
         runner.check_cancelled()
         net = model
         label = None
