@@ -664,6 +664,8 @@ def main(argv: list[str] | None = None) -> int:
     install_error_hooks(lambda: window)
     window.resize(1400, 900)
     window.show()
+    from explorer.ui.gc_collector import freeze_startup_objects
+    QTimer.singleShot(2000, freeze_startup_objects)      # as run_app does
     beat = Heartbeat(stats, log_file, args.hang)
     driver = Driver(window, rng, stats, files)
     end = time.monotonic() + args.seconds
