@@ -4,44 +4,42 @@ It holds no layer logic; everything it shows comes from explorer.core."""
 from __future__ import annotations
 
 import logging
-import threading
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import torch
-from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QSettings, Qt, QTimer
+from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QSettings, Qt
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (QDockWidget, QLabel, QMainWindow, QProgressBar, QSplitter, QTabWidget, QVBoxLayout,
                                QWidget)
 
-from explorer.core.autosave import read_autosave, remove_autosave, write_autosave
 from explorer.core.devices import available_devices, device_label, resolve_device
 from explorer.core.examples import examples, load_example
 from explorer.core.export import export_run
 from explorer.core.input_source import InputSource
 from explorer.core.layers import CATEGORIES, LAYER_TYPES
-from explorer.core.shapes import infer_shapes
+from explorer.core.session import LastRun
 from explorer.core.stack import Stack, StackError, load_stack, save_stack
-from explorer.ui.app_paths import autosave_path
 from explorer.ui import dialogs
+from explorer.ui.autosave_controller import AutosaveController
 from explorer.ui.document import HISTORY_BYTES, StackDocument
 from explorer.ui.reaper import release_later
+from explorer.ui.session_state import SessionState
 from explorer.ui.feature_view import FeatureView
 from explorer.ui.input_panel import InputPanel
 from explorer.ui.kernel_editor import KernelEditor
 from explorer.ui.probe_panel import ProbePanel
+from explorer.ui.qt_signals import qt_signals_blocked
+from explorer.ui.recent_files import RecentFiles
 from explorer.ui.layer_form import LayerForm
 from explorer.ui.layer_panel import LayerPanel
 from explorer.ui.model_view import ModelView
 from explorer.ui.shapes_view import ShapesView
-from explorer.ui.walkthrough_launcher import WalkthroughLauncher
+from explorer.ui.walkthrough.launcher import WalkthroughLauncher
 from explorer.ui.workers import RunController, RunReply
 
 log = logging.getLogger("explorer")
 APP_NAME = "Feature Map Explorer"
-RECENT_LIMIT = 8
-AUTOSAVE_MS = 15_000
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 
 
@@ -73,18 +71,15 @@ class MainWindow(QMainWindow):
         # shape inference and form refreshes that follow on this thread.
         self.document.changed.connect(lambda _first: self._submit())
         self.runner = RunController(self)
-        self.device = str(resolve_device(device))
-        self.source: InputSource | None = None           # the input shown now
-        self.requested_source = source or InputSource.sample("astronaut")
-        self.batch = None
-        self.result = None
+        # Everything the views show comes from here (input, device, view settings, last run); created
+        # after the connection above, so its shape inference follows the worker's submit.
+        self.state = SessionState(self.document, self, requested_source=source or InputSource.sample("astronaut"),
+                                  device=str(resolve_device(device)))
         self.last_run_ms: float | None = None
         self._submitted_at = 0.0
         self._model_view_stale = True
         self._input_problem: str | None = None           # why nothing could run at all (the input)
         self._run_failed = False                         # the banner says why the last run failed
-        self._autosaved: tuple | None = None
-        self._autosave_thread: threading.Thread | None = None
 
         self.setWindowTitle(APP_NAME)
         self.setAcceptDrops(True)
@@ -93,10 +88,7 @@ class MainWindow(QMainWindow):
         self._build_status_bar()
         self._connect()
 
-        self.autosave_timer = QTimer(self)
-        self.autosave_timer.setInterval(AUTOSAVE_MS)
-        self.autosave_timer.timeout.connect(self.autosave)
-        self.autosave_timer.start()
+        self.autosaver = AutosaveController(self.document, self)
 
         self._restore_layout()
         self.input_panel.set_input_spec(self.document.stack.input)
@@ -107,7 +99,7 @@ class MainWindow(QMainWindow):
 
     # ---------------------------------------------------------------- building
     def _build_widgets(self) -> None:
-        self.layer_panel = LayerPanel(self.document)
+        self.layer_panel = LayerPanel(self.document, self.state)
         self.layer_form = LayerForm(self.document)
         left = QSplitter(Qt.Vertical)
         left.setObjectName("leftSplitter")
@@ -128,18 +120,18 @@ class MainWindow(QMainWindow):
         self.layers_dock.setMinimumWidth(300)
         self.addDockWidget(Qt.LeftDockWidgetArea, self.layers_dock)
 
-        self.input_panel = InputPanel()
+        self.input_panel = InputPanel(self.state)
         self.input_dock = QDockWidget("Input", self)
         self.input_dock.setObjectName("inputDock")
         self.input_dock.setWidget(self.input_panel)
         self.addDockWidget(Qt.RightDockWidgetArea, self.input_dock)
-        self.probe_panel = ProbePanel()
+        self.probe_panel = ProbePanel(self.state)
         self.probe_dock = QDockWidget("Look inside a pixel", self)
         self.probe_dock.setObjectName("probeDock")
         self.probe_dock.setWidget(self.probe_panel)
         self.addDockWidget(Qt.RightDockWidgetArea, self.probe_dock)
 
-        self.feature_view = FeatureView()
+        self.feature_view = FeatureView(self.state)
         self.banner = QLabel("")
         self.banner.setObjectName("banner")
         self.banner.setWordWrap(True)
@@ -182,6 +174,7 @@ class MainWindow(QMainWindow):
         self.new_action = self._action(file_menu, "&New stack", self.new_stack, QKeySequence.New)
         self.open_action = self._action(file_menu, "&Open stack…", self.open_stack_dialog, QKeySequence.Open)
         self.recent_menu = file_menu.addMenu("Open &recent")
+        self.recent_files = RecentFiles(self.settings, self.recent_menu, self.open_stack)
         self.examples_menu = file_menu.addMenu("&Examples")
         for example in examples():
             action = self.examples_menu.addAction(f"{example.name} — {example.description}")
@@ -285,9 +278,11 @@ class MainWindow(QMainWindow):
         doc.history_trimmed.connect(lambda n: self.show_message(
             f"Undo history over {HISTORY_BYTES // 2**20} MB: the oldest {n} step{'s' if n > 1 else ''} can no longer be undone."))
         self.runner.finished.connect(self._run_finished)
-        self.runner.finished.connect(self.probe_panel.set_run)
+        self.state.requested_source_changed.connect(lambda _: self._submit())
+        self.state.device_changed.connect(lambda _: (self._update_device_label(), self._submit()))
+        self.state.shapes_changed.connect(self._shapes_changed)
         self.feature_view.channel_view.pixel_hovered.connect(
-            lambda x, y: self.probe_panel.probe_pixel(self._selected_name(), self.feature_view.batch_index,
+            lambda x, y: self.probe_panel.probe_pixel(self._selected_name(), self.state.batch_item,
                                                       self.feature_view.selected_channel, x, y))
         doc.selection_changed.connect(lambda _: self.probe_panel.clear())
         self.feature_view.channel_selected.connect(self.kernel_editor.follow_channel)
@@ -295,11 +290,8 @@ class MainWindow(QMainWindow):
         self.runner.progress.connect(self._run_progress)
         self.runner.busy_changed.connect(self._busy_changed)
         self.layer_panel.message.connect(self.show_message)
-        if hasattr(self.layer_form, "message"):
-            self.layer_form.message.connect(self.show_message)
-        self.input_panel.source_requested.connect(self.set_source)
+        self.layer_form.message.connect(self.show_message)
         self.input_panel.input_spec_edited.connect(lambda spec: doc.set_input_spec(spec.channels, spec.size))
-        self.input_panel.batch_item_changed.connect(self.feature_view.set_batch_index)
         self.input_panel.open_image_requested.connect(self.open_image_dialog)
         self.input_panel.open_cifar_requested.connect(self.open_cifar_folder_dialog)
         self.shapes_view.layer_clicked.connect(doc.select)
@@ -308,38 +300,38 @@ class MainWindow(QMainWindow):
         self.model_view.code_copied.connect(lambda _: self.show_message("PyTorch code copied to the clipboard."))
 
     # ---------------------------------------------------------------- the flow: edit → run → views
-    def _input_shape(self) -> tuple[int, ...]:
-        spec = self.document.stack.input
-        if self.batch is None:
-            return (1, spec.channels or 3, *(spec.size or (224, 224)))
-        n, c, h, w = self.batch.tensor.shape
-        if self.source is not None and self.source.kind == "cifar":
-            return (n, spec.channels or 3, h, w)
-        return (n, spec.channels or 3, *(spec.size or (h, w)))
+    # The session's facts, for the launchers, the about box and tests; the state holds them.
+    @property
+    def device(self) -> str:
+        return self.state.device
 
-    def _update_shapes(self) -> None:
-        shape = self._input_shape()
-        self.document.input_shape = shape
-        # Hand-set weights (the kernel editor, every keystroke) never change a shape: skip the ~20 ms
-        # inference when only `state` changed.
-        stack = self.document.stack
-        key = (shape, stack.mode, [(l.type, l.name, repr(l.args), l.enabled, l.indices_from) for l in stack.layers])
-        if key == getattr(self, "_shapes_key", None):
-            return
-        self._shapes_key = key
-        rows = infer_shapes(self.document.stack, shape)
-        self.layer_panel.set_shapes(rows)
-        self.shapes_view.set_rows(rows, len(self.document.stack.layers), problems=self.layer_panel.problems())
+    @property
+    def requested_source(self) -> InputSource | None:
+        return self.state.requested_source
+
+    @property
+    def source(self) -> InputSource | None:
+        return self.state.source
+
+    @property
+    def batch(self):
+        return self.state.batch
+
+    @property
+    def result(self):
+        return self.state.result
+
+    def _shapes_changed(self) -> None:
+        self.shapes_view.set_rows(self.state.shape_rows, len(self.document.stack.layers),
+                                  problems=self.layer_panel.problems())
 
     def _stack_changed(self, first_index: int) -> None:
         stack = self.document.stack
-        self._update_shapes()
         self.shapes_view.set_problems(self.layer_panel.problems())   # run errors of changed layers are gone
         self._update_model_view()
         self.input_panel.set_input_spec(stack.input)
-        self.train_action.blockSignals(True)
-        self.train_action.setChecked(stack.mode == "train")
-        self.train_action.blockSignals(False)
+        with qt_signals_blocked(self.train_action):
+            self.train_action.setChecked(stack.mode == "train")
         self._update_title()
 
     def _selected_name(self) -> str:
@@ -356,15 +348,14 @@ class MainWindow(QMainWindow):
 
     def _submit(self) -> None:
         self._submitted_at = time.perf_counter()
-        view = replace(self.feature_view.view_settings(), batch_index=self.input_panel.batch_item)
-        self.runner.submit(self.document.stack, self.requested_source, self.device, self.document.selected, view)
+        state = self.state
+        self.runner.submit(self.document.stack, state.requested_source, state.device, self.document.selected, state.view)
 
     def _run_finished(self, reply: RunReply) -> None:
         if reply.input_error:
             self.show_problem(reply.input_error)
             if self.source is not None and reply.request.source != self.source:
-                self.requested_source = self.source      # keep the previous input
-                self._submit()
+                self.state.requested_source = self.source      # keep the previous input (runs it)
             elif self.result is None:                    # nothing to fall back on: say so in the view
                 self._input_problem = (f"There is no input to run the stack on. {reply.input_error} "
                                        "Open an image, pick a sample or drop a file on the window.")
@@ -384,13 +375,15 @@ class MainWindow(QMainWindow):
             self._run_failed = False
             self.banner.setVisible(False)
         source_changed = reply.request.source != self.source
-        shape_before = self._input_shape()
+        previous = self.state.last_run
+        # The input panel, the probe panel and the shape rows follow the state from here.
+        self.state.last_run = LastRun(reply.request.stack, reply.request.source, reply.batch, reply.result,
+                                      reply.batch_count)
         # The previous result can be gigabytes: freed on the reaper's thread, not this one.
-        release_later(self.result)
-        self.source, self.batch, self.result = reply.request.source, reply.batch, reply.result
+        release_later(previous)
+        del previous
         if source_changed and not reply.error:
             self.banner.setVisible(False)
-        self.input_panel.set_batch(reply.batch, reply.request.source, reply.batch_count)
         self.last_run_ms = (time.perf_counter() - self._submitted_at) * 1000
         errors = {r.index: r.error for r in reply.result.layers if r.error}
         self.layer_panel.set_run_errors(errors)
@@ -398,8 +391,6 @@ class MainWindow(QMainWindow):
         display = reply.display
         if display is not None and display.layer_index < len(reply.result.layers):
             self.feature_view.prime(reply.result.layers[display.layer_index].output, display)
-        if self._input_shape() != shape_before:      # a new input size: shapes were inferred for the old one
-            self._update_shapes()
         self._selection_changed(self.document.selected)
         computed = len(reply.result.computed)
         self.time_status.setText(f"Ran {len(reply.result.layers)} layers in {reply.result.seconds * 1000:.1f} ms "
@@ -429,12 +420,13 @@ class MainWindow(QMainWindow):
                 return
         classes = self.batch.class_names if self.batch is not None else None
         self.feature_view.set_layer(result, classes)
-        self.feature_view.set_batch_index(self.input_panel.batch_item)
 
     # ---------------------------------------------------------------- inputs
     def set_source(self, source: InputSource) -> None:
-        self.requested_source = source
-        self._submit()
+        if source == self.state.requested_source:
+            self._submit()                 # asked again (a file fixed on disk): run again
+        else:
+            self.state.requested_source = source
 
     def open_image_dialog(self) -> None:
         path = dialogs.open_file(self, "Open image", self._last_folder("image"), dialogs.IMAGE_FILTER)
@@ -497,12 +489,9 @@ class MainWindow(QMainWindow):
 
     def set_device(self, name: str) -> None:
         try:
-            self.device = str(resolve_device(name))
+            self.state.device = str(resolve_device(name))
         except Exception as e:
             self.show_problem(str(e))
-            return
-        self._update_device_label()
-        self._submit()
 
     def _update_device_label(self) -> None:
         self.device_status.setText(f"Device: {device_label(torch.device(self.device))}")
@@ -544,7 +533,7 @@ class MainWindow(QMainWindow):
             self.show_problem(str(e))
             return False
         self._remember_folder("stack", str(path))
-        self._add_recent(path)
+        self.recent_files.add(path)
         self.banner.setVisible(False)
         self.document.replace(stack, Path(path))
         return True
@@ -579,28 +568,9 @@ class MainWindow(QMainWindow):
             return False
         self.document.mark_saved(path)
         self._remember_folder("stack", str(path))
-        self._add_recent(path)
+        self.recent_files.add(path)
         self.show_message(f"Saved {path.name}.")
         return True
-
-    def _recent(self) -> list[str]:
-        value = self.settings.value("recentFiles", [])
-        if isinstance(value, str):
-            value = [value]
-        return [v for v in (value or []) if v]
-
-    def _add_recent(self, path: Path) -> None:
-        path = str(Path(path).resolve())
-        recent = [path] + [p for p in self._recent() if p != path]
-        self.settings.setValue("recentFiles", recent[:RECENT_LIMIT])
-        self._rebuild_recent_menu()
-
-    def _rebuild_recent_menu(self) -> None:
-        self.recent_menu.clear()
-        for path in self._recent():
-            action = self.recent_menu.addAction(path)
-            action.triggered.connect(lambda _=False, p=path: self.open_stack(Path(p)))
-        self.recent_menu.setEnabled(bool(self._recent()))
 
     def _last_folder(self, kind: str) -> str:
         return str(self.settings.value(f"lastFolder/{kind}", str(Path.home())))
@@ -649,47 +619,8 @@ class MainWindow(QMainWindow):
         self.banner.setVisible(True)
         self.show_message(text)
 
-    def autosave(self) -> None:
-        """Every AUTOSAVE_MS while there are unsaved edits, and only if something changed since the
-        last copy: written by a background thread from a snapshot (the tensors are shared, never
-        changed in place), so big weights never hold up the window."""
-        key = (self.document.undo_stack.index(), id(self.document.real_stack))
-        if not self.document.dirty or key == self._autosaved or (
-                self._autosave_thread is not None and self._autosave_thread.is_alive()):
-            return
-        self._autosaved = key
-        snapshot, path = self.document.real_stack.copy(), autosave_path()
-
-        def write() -> None:
-            try:
-                write_autosave(snapshot, path)
-            except OSError:
-                pass   # a full disk must not interrupt editing; the next change tries again
-
-        self._autosave_thread = threading.Thread(target=write, name="autosave", daemon=True)
-        self._autosave_thread.start()
-
-    def finish_autosave(self) -> None:
-        """Waits for an autosave being written (closing, and tests)."""
-        if self._autosave_thread is not None:
-            self._autosave_thread.join()
-
     def offer_autosave(self) -> None:
-        path = autosave_path()
-        if not path.exists():
-            return
-        try:
-            stack = read_autosave(path)
-        except StackError:
-            remove_autosave(path)
-            return
-        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(path.stat().st_mtime))
-        if dialogs.restore_autosave(self, when):
-            self.document.replace(stack)
-            # Restored work is unsaved work: one undoable step back to what the window opened with.
-            self.document.undo_stack.resetClean()
-            self.document.dirty_changed.emit(True)
-        remove_autosave(path)
+        self.autosaver.offer()
 
     def _restore_layout(self) -> None:
         geometry = self.settings.value("window/geometry")
@@ -699,7 +630,7 @@ class MainWindow(QMainWindow):
         else:
             self.resize(1400, 900)
         self._layout_restored = state is not None and self.restoreState(state)
-        self._rebuild_recent_menu()
+        self.recent_files.rebuild_menu()
 
     def showEvent(self, event) -> None:
         super().showEvent(event)
@@ -716,9 +647,7 @@ class MainWindow(QMainWindow):
             return
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("window/state", self.saveState())
-        self.autosave_timer.stop()
-        self.finish_autosave()      # then nothing writes the file after it is removed
-        remove_autosave(autosave_path())
+        self.autosaver.close()
         self.runner.shutdown()
         self.training.shutdown()
         self.walkthroughs.close_all()

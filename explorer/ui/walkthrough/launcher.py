@@ -9,8 +9,8 @@ from PySide6.QtWidgets import QMainWindow, QMenu
 
 from explorer.core.input_source import InputSource
 from explorer.core.stack import Stack
-from explorer.ui import walkthrough_window
-from explorer.ui.walkthrough_window import WalkthroughWindow, model_label, png_bytes
+from explorer.ui.walkthrough import window as walkthrough_window
+from explorer.ui.walkthrough.window import WalkthroughWindow, model_label, png_bytes
 
 
 class WalkthroughLauncher:
@@ -61,7 +61,7 @@ class WalkthroughLauncher:
     def current_input(self) -> tuple[InputSource, int]:
         """The main window's input and the batch item on screen."""
         w = self.window
-        return w.source or w.requested_source, w.input_panel.batch_item
+        return w.state.source or w.state.requested_source, w.state.batch_item
 
     def receive_stack(self, stack: Stack, walk_window: WalkthroughWindow) -> None:
         """'Send to stack': the layers replace the main window's stack in one undoable step, and
