@@ -80,6 +80,10 @@ class JobContext:
     def post(self, payload: Any) -> None:
         self._deliver(self.generation, "post", payload)
 
+    def report(self, done: int, total: int) -> None:
+        """Progress as a count (downloads, layers)."""
+        self.progress((int(done), int(total)))
+
 
 @dataclass(frozen=True)
 class JobError:
