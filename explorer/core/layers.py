@@ -470,6 +470,34 @@ def _softmax_shape(spec: LayerSpec, a: dict[str, Any], shape: tuple[int, ...], c
     return shape
 
 
+# ---------------------------------------------------------------- what a new layer starts with
+# A channel count the new layer chooses freely (not one it must match) is kept at most this:
+# an auto-sized layer must never be one whose weights fill the memory.
+MAX_AUTO_CHANNELS = 512
+
+
+@dataclass(frozen=True)
+class NewLayerContext:
+    """What reaches a layer added in the window: the image channels (from before any Flatten), the
+    shape, and the full arguments of the latest earlier layer that records indices (None if none)."""
+
+    channels: int
+    shape: tuple[int, ...]
+    pool_args: dict[str, Any] | None = None
+
+
+def _new_unpool_args(ctx: NewLayerContext) -> dict[str, Any]:
+    if ctx.pool_args is None:
+        raise ValueError("MaxUnpool2d puts values back where a MaxPool2d found them; add a MaxPool2d before it first.")
+    pool = ctx.pool_args
+    args = {"kernel_size": pool["kernel_size"]}
+    if pool["stride"] is not None:
+        args["stride"] = pool["stride"]
+    if pool["padding"] not in (0, (0, 0)):
+        args["padding"] = pool["padding"]
+    return args
+
+
 # ---------------------------------------------------------------- the layer types
 @dataclass(frozen=True)
 class LayerType:
@@ -483,7 +511,18 @@ class LayerType:
     summary: str
     output_shape: Callable[..., tuple[int, ...]] = _same_shape
     formula: Callable[..., list[str]] = _no_formula
-    keeps_image: bool = True        # False: the output is [N, features], no longer an image
+    keeps_image: bool = True            # False: the output is [N, features], no longer an image
+    short_name: str = ""                # the stem of default names (conv → conv1, conv2); "" is the type in lower case
+    new_args: Callable[[NewLayerContext], dict[str, Any]] = lambda ctx: {}   # what a layer added in the window starts with
+    input_channels: Callable[[dict[str, Any]], int | None] = lambda args: None   # the input channels its arguments ask for
+    records_indices: bool = False       # forward also returns where each value came from; later layers may take them
+    takes_indices: bool = False         # forward takes the indices an earlier recording layer gave (``indices_from``)
+    random_in_training: bool = False    # its forward draws random numbers in train mode
+    gives_probabilities: bool = False   # its outputs sum to 1: training takes the logits before it
+    width_arg: str | None = None        # the argument that sets how many values per sample it outputs
+    weight_layout: str | None = None    # hand-editable weight: "filters" [out, in/groups, kH, kW], "transposed"
+                                        # [in, out/groups, kH, kW] or "matrix" [out, in]; None: no kernels
+    probe: str | None = None            # its hover explanation in probe.py, None: none
 
     def arg(self, name: str) -> Arg:
         for a in self.args:
@@ -529,10 +568,15 @@ def _conv_args(transposed: bool) -> tuple[Arg, ...]:
 _TYPES: list[LayerType] = [
     LayerType("Conv2d", "Convolution", _conv_args(False),
               "Slides out_channels learned kernels over the input; each gives one feature map.",
-              output_shape=_conv2d_shape, formula=_conv2d_formula),
+              output_shape=_conv2d_shape, formula=_conv2d_formula,
+              short_name="conv", new_args=lambda c: {"in_channels": c.channels, "out_channels": 8, "kernel_size": 3},
+              input_channels=lambda a: a["in_channels"], weight_layout="filters", probe="conv"),
     LayerType("ConvTranspose2d", "Convolution", _conv_args(True),
               "The gradient of a convolution: spreads each input pixel over a kernel-sized patch (learned upsampling).",
-              output_shape=_conv_transpose_shape, formula=_conv_transpose_formula),
+              output_shape=_conv_transpose_shape, formula=_conv_transpose_formula,
+              short_name="deconv", input_channels=lambda a: a["in_channels"], weight_layout="transposed",
+              new_args=lambda c: {"in_channels": c.channels, "out_channels": min(c.channels, MAX_AUTO_CHANNELS),
+                                  "kernel_size": 2, "stride": 2}, probe="conv_transpose"),
     LayerType("MaxPool2d", "Pooling", (
         _a("kernel_size", "pair", required=True, **_PAIR1),
         _a("stride", "opt_pair", None, help_key="pool_stride", **_PAIR1),
@@ -541,7 +585,8 @@ _TYPES: list[LayerType] = [
         _a("return_indices", "bool", False),
         _a("ceil_mode", "bool", False),
     ), "Keeps the largest value of each window: smaller maps, strongest responses.",
-              output_shape=_pool_shape, formula=_pool_formula),
+              output_shape=_pool_shape, formula=_pool_formula,
+              short_name="pool", new_args=lambda c: {"kernel_size": 2}, records_indices=True, probe="max_pool"),
     LayerType("AvgPool2d", "Pooling", (
         _a("kernel_size", "pair", required=True, **_PAIR1),
         _a("stride", "opt_pair", None, help_key="pool_stride", **_PAIR1),
@@ -550,13 +595,15 @@ _TYPES: list[LayerType] = [
         _a("count_include_pad", "bool", True),
         _a("divisor_override", "opt_int", None, minimum=1),
     ), "Replaces each window by its average.",
-              output_shape=_pool_shape, formula=_pool_formula),
+              output_shape=_pool_shape, formula=_pool_formula,
+              short_name="avgpool", new_args=lambda c: {"kernel_size": 2}, probe="avg_pool"),
     LayerType("MaxUnpool2d", "Unpooling & upsampling", (
         _a("kernel_size", "pair", required=True, **_PAIR1),
         _a("stride", "opt_pair", None, help_key="pool_stride", **_PAIR1),
         _a("padding", "pair", 0, help_key="pool_padding", minimum=0),
     ), "Puts each value back where an earlier MaxPool2d found its maximum; zeros elsewhere.",
-              output_shape=_unpool_shape, formula=_unpool_formula),
+              output_shape=_unpool_shape, formula=_unpool_formula,
+              short_name="unpool", new_args=_new_unpool_args, takes_indices=True, probe="max_unpool"),
     LayerType("Upsample", "Unpooling & upsampling", (
         _a("size", "size", None, minimum=1),
         _a("scale_factor", "scale", None, minimum=1e-6),
@@ -564,7 +611,8 @@ _TYPES: list[LayerType] = [
         _a("align_corners", "opt_bool", None),
         _a("recompute_scale_factor", "opt_bool", None),
     ), "Enlarges the maps by copying (nearest) or interpolating pixels.",
-              output_shape=_upsample_shape, formula=_upsample_formula),
+              output_shape=_upsample_shape, formula=_upsample_formula,
+              short_name="up", new_args=lambda c: {"scale_factor": 2.0}),
     LayerType("ReLU", "Activation", (_INPLACE,), "max(0, x): negative values become 0."),
     LayerType("Sigmoid", "Activation", (), "1 / (1 + exp(-x)): squashes every value into (0, 1)."),
     LayerType("Tanh", "Activation", (), "tanh(x): squashes every value into (-1, 1)."),
@@ -572,17 +620,20 @@ _TYPES: list[LayerType] = [
               "Like ReLU, but negative values keep a small slope."),
     LayerType("PReLU", "Activation", (_a("num_parameters", "int", 1, minimum=1), _a("init", "float", 0.25)),
               "Like LeakyReLU with a learned negative slope.",
-              output_shape=_prelu_shape),
+              output_shape=_prelu_shape,
+              input_channels=lambda a: a["num_parameters"] if a["num_parameters"] > 1 else None),
     LayerType("RReLU", "Activation", (
         _a("lower", "float", 1.0 / 8), _a("upper", "float", 1.0 / 3), _INPLACE),
-        "LeakyReLU with a random slope in training and the mean slope in evaluation."),
+        "LeakyReLU with a random slope in training and the mean slope in evaluation.",
+              random_in_training=True),
     LayerType("ELU", "Activation", (_a("alpha", "float", 1.0), _INPLACE),
               "x for x > 0, alpha * (exp(x) - 1) otherwise: smooth and allows negative outputs."),
     LayerType("GELU", "Activation", (_a("approximate", "choice", "none", choices=("none", "tanh")),),
               "x weighted by the probability that a standard normal is below x (used in transformers)."),
     LayerType("Softmax", "Activation", (_a("dim", "dim", None),),
               "exp(x) / sum(exp(x)) along one dimension: values become probabilities.",
-              output_shape=_softmax_shape),
+              output_shape=_softmax_shape,
+              new_args=lambda c: {"dim": 1}, gives_probabilities=True),
     LayerType("BatchNorm2d", "Normalization", (
         _a("num_features", "int", required=True, minimum=1),
         _a("eps", "float", 1e-5, minimum=0),
@@ -591,9 +642,12 @@ _TYPES: list[LayerType] = [
         _a("track_running_stats", "bool", True),
         _a("bias", "bool", True, help_key="bn_bias"),
     ), "Normalises each channel to zero mean and unit variance, then scales and shifts it.",
-              output_shape=_batchnorm_shape),
+              output_shape=_batchnorm_shape,
+              short_name="bn", new_args=lambda c: {"num_features": c.channels},
+              input_channels=lambda a: a["num_features"]),
     LayerType("Dropout", "Normalization", (_a("p", "float", 0.5, minimum=0, maximum=1), _INPLACE),
-              "Zeroes random values while training; passes everything through in evaluation."),
+              "Zeroes random values while training; passes everything through in evaluation.",
+              random_in_training=True),
     LayerType("Flatten", "Flatten & Linear", (_a("start_dim", "int", 1), _a("end_dim", "int", -1)),
               "Turns [N, C, H, W] into [N, C*H*W] so a Linear layer can take it.",
               output_shape=_flatten_shape, keeps_image=False),
@@ -602,7 +656,9 @@ _TYPES: list[LayerType] = [
         _a("out_features", "int", required=True, minimum=1),
         _a("bias", "bool", True),
     ), "y = x Wᵀ + b: every output is a weighted sum of all inputs (a fully connected layer).",
-              output_shape=_linear_shape, keeps_image=False),
+              output_shape=_linear_shape, keeps_image=False,
+              short_name="fc", new_args=lambda c: {"in_features": c.shape[-1] if c.shape else 1, "out_features": 10},
+              width_arg="out_features", weight_layout="matrix"),
 ]
 
 
@@ -644,6 +700,32 @@ LAYER_TYPES: dict[str, LayerType] = {t.name: _accepted_by_torch(t) for t in _TYP
 
 def layer_type(name: str) -> LayerType:
     return LAYER_TYPES[name]
+
+
+def default_stem(type_name: str) -> str:
+    t = LAYER_TYPES.get(type_name)
+    return (t.short_name if t is not None else "") or type_name.lower()
+
+
+def indices_recorders() -> list[str]:
+    """The types whose indices a later layer may take (MaxPool2d)."""
+    return [t.name for t in LAYER_TYPES.values() if t.records_indices]
+
+
+def forward_layer(spec: LayerSpec, module: nn.Module, x: torch.Tensor,
+                  kept: dict[str, tuple[torch.Tensor, tuple[int, int]]]) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """One built layer on x, with the wiring between layers: a layer that records indices (built by
+    build_module to return them) leaves them and its input size in ``kept`` under its name; one
+    that takes indices reads them from there and restores that size. Returns (output, indices)."""
+    t = spec.layer_type
+    if t.records_indices:
+        out, indices = module(x)
+        kept[spec.name] = (indices, tuple(x.shape[-2:]))
+        return out, indices
+    if t.takes_indices:
+        indices, size = kept[spec.indices_from]
+        return module(x, indices, output_size=list(size)), None
+    return module(x), None
 
 
 def types_by_category() -> dict[str, list[str]]:
@@ -858,7 +940,7 @@ def build_module(spec: LayerSpec, seed: int = 0, device: torch.device | str = "c
     import torch
     kwargs = check_args(spec.type, spec.args)
     cls = spec.layer_type.cls
-    if spec.type == "MaxPool2d":
+    if spec.layer_type.records_indices:
         kwargs["return_indices"] = True     # the engine records indices for any later MaxUnpool2d
     device = torch.device(device)
     if device.type == "meta":
