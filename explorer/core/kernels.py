@@ -21,8 +21,6 @@ from torch import nn
 
 from explorer.core.layers import LAYER_TYPES, LayerSpec, build_module, layer_seed
 
-# The layer types with image kernels: their weight is [out, in, kH, kW] or, transposed, [in, out, kH, kW].
-CONV_TYPES = tuple(t.name for t in LAYER_TYPES.values() if t.weight_layout in ("filters", "transposed"))
 MAX_LINEAR = 64          # the grid editor shows Linear layers up to 64 x 64
 MAX_KERNEL = 15          # and kernels up to 15 x 15 (bigger ones do not fit as readable cells)
 
