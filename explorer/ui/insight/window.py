@@ -238,11 +238,11 @@ class InsightWindow(QWidget):
             self.attr_images.addLayout(col)
         bar = QHBoxLayout()
         self.bar_low, self.bar_high = QLabel("0"), QLabel("max")
-        self.colour_bar = QLabel()
-        self.colour_bar.setPixmap(_colour_bar_pixmap())
+        self.color_bar = QLabel()
+        self.color_bar.setPixmap(_color_bar_pixmap())
         bar.addStretch(1)
         bar.addWidget(self.bar_low)
-        bar.addWidget(self.colour_bar)
+        bar.addWidget(self.color_bar)
         bar.addWidget(self.bar_high)
         bar.addStretch(1)
         right = QVBoxLayout()
@@ -346,7 +346,7 @@ class InsightWindow(QWidget):
         """(raw, model input) for the window's image: a walkthrough's image is already resized and cropped."""
         image = image.to(subject.device())
         if self.image_prepared:
-            return image, subject.normalise(image)
+            return image, subject.normalize(image)
         return subject.prepare(image)
 
     # ---------------------------------------------------------------- jobs
@@ -650,7 +650,7 @@ class InsightWindow(QWidget):
         super().closeEvent(event)
 
 
-def _colour_bar_pixmap(width: int = 200, height: int = 12) -> QPixmap:
+def _color_bar_pixmap(width: int = 200, height: int = 12) -> QPixmap:
     from explorer.core.colormaps import get_lut
     lut = get_lut("inferno")
     idx = np.linspace(0, 255, width).round().astype(np.int64)

@@ -24,7 +24,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDoubleSpinBox, QFi
 from explorer.core.input_source import InputSource
 from explorer.core.training.trainer import TrainSettings, apply_states
 from explorer.ui.document import StackDocument
-from explorer.ui.training.worker import TrainController, warm_up_optimisers
+from explorer.ui.training.worker import TrainController, warm_up_optimizers
 
 SMOOTHING = 0.8          # exponential moving average of the step losses drawn as the bold line
 GALLERY_ICON = 56
@@ -65,7 +65,7 @@ class TrainPanel(QWidget):
         self._device = device
         self._set_input = set_input
         self.controller = TrainController(self)
-        self._warm_up = warm_up_optimisers()
+        self._warm_up = warm_up_optimizers()
         self._base = None                 # the real stack when training started
         self._data = None                 # Dataset of the current run
         self._snapshots = []              # weights history of the last run

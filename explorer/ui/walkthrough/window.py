@@ -416,9 +416,9 @@ class WalkthroughWindow(QMainWindow):
         images.setSpacing(8)
         self.raw_view = InputImageView("Input")
         self.raw_view.setObjectName("rawInputView")
-        self.normalised_view = InputImageView("Normalised")
-        self.normalised_view.setObjectName("normalisedInputView")
-        for view in (self.raw_view, self.normalised_view):
+        self.normalized_view = InputImageView("Normalised")
+        self.normalized_view.setObjectName("normalizedInputView")
+        for view in (self.raw_view, self.normalized_view):
             view.setFixedHeight(250)          # the pictures are square: no stretching into empty space
             images.addWidget(view)
         layout.addLayout(images)
@@ -684,7 +684,7 @@ class WalkthroughWindow(QMainWindow):
 
         self.notice.setVisible(bool(walk.random_weights))
         self.raw_view.set_region(None)
-        self.normalised_view.set_region(None)
+        self.normalized_view.set_region(None)
 
         top5 = walk.top5() if stage.kind == "softmax" else None
         if stage.kind == "softmax" and top5 and not walk.random_weights:
@@ -740,20 +740,20 @@ class WalkthroughWindow(QMainWindow):
         if walk is None or self._inputs_shown_for is walk:
             return
         self._inputs_shown_for = walk
-        raw, normalised = walk.raw_input, walk.model_input
+        raw, normalized = walk.raw_input, walk.model_input
         h, w = raw.shape[-2:]
         c = raw.shape[1]
         self.raw_view.title.setText(f"Input {h}×{w}×{c}")
         self.raw_view.set_image(input_pixels(raw, stretch=False), "values 0..1, resized and cropped as the "
                                                                   "model expects")
-        if normalised is raw or torch.equal(normalised.to(raw.device), raw):
-            self.normalised_view.title.setText("Normalised: not used")
-            self.normalised_view.set_image(input_pixels(normalised, stretch=False),
+        if normalized is raw or torch.equal(normalized.to(raw.device), raw):
+            self.normalized_view.title.setText("Normalised: not used")
+            self.normalized_view.set_image(input_pixels(normalized, stretch=False),
                                            f"{model_label(self.model_name)} takes the 0..1 values as they are")
             return
-        low, high = float(normalised.min()), float(normalised.max())
-        self.normalised_view.title.setText("Normalised")
-        self.normalised_view.set_image(input_pixels(normalised, stretch=True),
+        low, high = float(normalized.min()), float(normalized.max())
+        self.normalized_view.title.setText("Normalised")
+        self.normalized_view.set_image(input_pixels(normalized, stretch=True),
                                        f"(x − mean) / std per channel; values {low:.2f}..{high:.2f}, drawn "
                                        "from their min to their max")
 
@@ -788,12 +788,12 @@ class WalkthroughWindow(QMainWindow):
         shape = tuple(stage.output_shape) if stage is not None else ()
         if pixel is None or len(shape) != 4 or not (0 <= pixel[0] < shape[2] and 0 <= pixel[1] < shape[3]):
             self.raw_view.set_region(None)
-            self.normalised_view.set_region(None)
+            self.normalized_view.set_region(None)
             return None
         y, x = pixel
         region = tuple(int(v) for v in stage.input_region(y, x))
         self.raw_view.set_region(region)
-        self.normalised_view.set_region(region)
+        self.normalized_view.set_region(region)
         y0, x0, y1, x1 = region
         self.region_label.setText(f"Output pixel y={y}, x={x} of {stage.name} sees input rows {y0}..{y1 - 1}, "
                                   f"columns {x0}..{x1 - 1} ({y1 - y0}×{x1 - x0} pixels).")
