@@ -41,6 +41,7 @@ from explorer.ui.vector_view import VectorView
 from explorer.ui.spin_boxes import CheckedSpinBox
 from explorer.ui.flow_layout import flow_row
 from explorer.ui.elided_label import ElidedLabel
+from explorer.ui.deferred import DeferredWidget
 
 MODES = ("grid", "rgb", "batch")
 MODE_LABELS = {
@@ -97,9 +98,14 @@ class FeatureView(QtWidgets.QWidget):
     channel_selected = Signal(int)
     batch_index_selected = Signal(int)   # a tile was clicked in "batch" mode
 
-    def __init__(self, state: SessionState | None = None, parent: QtWidgets.QWidget | None = None):
+    def __init__(self, state: SessionState | None = None, parent: QtWidgets.QWidget | None = None,
+                 deferred: bool = False):
+        """``deferred``: the channel view, the statistics and the bar chart (three pyqtgraph plots)
+        are built when first used or by ``build_steps`` on idle turns, not here (a window that opens
+        while the user waits, such as the walkthrough, must not freeze for them)."""
         super().__init__(parent)
         self.setObjectName("featureView")
+        self._deferred = deferred
         self.state = state if state is not None else SessionState(parent=self)
         self._shown: ViewSettings = self.state.view     # the settings drawn; the state's once applied
         self._result: LayerResult | None = None
@@ -224,32 +230,60 @@ class FeatureView(QtWidgets.QWidget):
         gl.addWidget(self.grid, 1)
         gl.addWidget(self.hover_label)
 
-        self.channel_view = ChannelView()
+        self._channel_part = self._part(ChannelView)
         self.maps_splitter = QtWidgets.QSplitter(Qt.Orientation.Horizontal)
         self.maps_splitter.setObjectName("mapsSplitter")
         self.maps_splitter.addWidget(grid_box)
-        self.maps_splitter.addWidget(self.channel_view)
+        self.maps_splitter.addWidget(self._channel_part)
         self.maps_splitter.setStretchFactor(0, 3)
         self.maps_splitter.setStretchFactor(1, 2)
         self.maps_splitter.setChildrenCollapsible(False)
 
-        self.vector_view = VectorView()
+        self._vector_part = self._part(VectorView)
 
         self.stack = QtWidgets.QStackedWidget()
         self.stack.addWidget(self.message_label)    # _PAGE_MESSAGE
         self.stack.addWidget(self.maps_splitter)    # _PAGE_MAPS
-        self.stack.addWidget(self.vector_view)      # _PAGE_VECTOR
+        self.stack.addWidget(self._vector_part)     # _PAGE_VECTOR
 
-        self.stats_view = StatsView()
+        self._stats_part = self._part(StatsView)
         self.splitter = QtWidgets.QSplitter(Qt.Orientation.Vertical)
         self.splitter.setObjectName("featureSplitter")
         self.splitter.addWidget(self.stack)
-        self.splitter.addWidget(self.stats_view)
+        self.splitter.addWidget(self._stats_part)
         self.splitter.setStretchFactor(0, 5)
         self.splitter.setStretchFactor(1, 1)
         self.splitter.setChildrenCollapsible(False)
 
+    def _part(self, factory):
+        return DeferredWidget(factory) if self._deferred else factory()
+
+    @staticmethod
+    def _built(part) -> bool:
+        return not isinstance(part, DeferredWidget) or part.built
+
+    @staticmethod
+    def _widget(part):
+        return part.widget() if isinstance(part, DeferredWidget) else part
+
+    def build_steps(self) -> list:
+        """One call per plot not built yet, for an IdleBuilder (deferred views only)."""
+        return [part.widget for part in (self._channel_part, self._stats_part, self._vector_part)
+                if not self._built(part)]
+
     # ------------------------------------------------------------------ properties
+
+    @property
+    def channel_view(self) -> ChannelView:
+        return self._widget(self._channel_part)
+
+    @property
+    def stats_view(self) -> StatsView:
+        return self._widget(self._stats_part)
+
+    @property
+    def vector_view(self) -> VectorView:
+        return self._widget(self._vector_part)
 
     @property
     def result(self) -> LayerResult | None:
@@ -326,9 +360,11 @@ class FeatureView(QtWidgets.QWidget):
             self._waiting, self._drawn = None, None
             self.preparer.forget()
             self.grid.clear()
-            self.channel_view.clear()
-            self.stats_view.clear()
-            self.stats_view.hide()
+            if self._built(self._channel_part):
+                self.channel_view.clear()
+            if self._built(self._stats_part):
+                self.stats_view.clear()
+            self._stats_part.hide()
             self._show_message(result)
             self._update_controls()
             return
@@ -350,7 +386,7 @@ class FeatureView(QtWidgets.QWidget):
         else:
             self.stats_view.clear()          # counted in the background; shown when ready
             self.stats_view.title.setText("Layer statistics: counting…")
-        self.stats_view.show()
+        self._stats_part.show()
         self._refresh(reset_view=not same_shape)
         self._update_controls()
         if clamped:
@@ -590,7 +626,8 @@ class FeatureView(QtWidgets.QWidget):
             return
         self._drawn = None
         self.grid.clear()
-        self.channel_view.clear()
+        if self._built(self._channel_part):
+            self.channel_view.clear()
         self.message_label.setText(f"Preparing {r.name} ({r.type}, output {_shape_text(r.output.shape)})…")
         self.message_label.setStyleSheet("")
         self.stack.setCurrentIndex(_PAGE_MESSAGE)
