@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QGridLayout, Q
 
 from explorer.core.stack import Stack
 from explorer.ui.insight.worker import InsightWorker
+from explorer.ui.qt_signals import qt_signals_blocked
 
 MAX_ROWS = 64           # channel rows drawn at once (a 512-channel layer shows its 64 strongest)
 THUMB = 56              # patch thumbnails, pixels
@@ -311,12 +312,11 @@ class InsightWindow(QWidget):
 
     def _fill_layers(self, names: list[str], layer: str | None) -> None:
         current = layer or self.layer_combo.currentText()
-        self.layer_combo.blockSignals(True)
-        self.layer_combo.clear()
-        self.layer_combo.addItems(names)
-        if current in names:
-            self.layer_combo.setCurrentText(current)
-        self.layer_combo.blockSignals(False)
+        with qt_signals_blocked(self.layer_combo):
+            self.layer_combo.clear()
+            self.layer_combo.addItems(names)
+            if current in names:
+                self.layer_combo.setCurrentText(current)
 
     def set_image(self, image: torch.Tensor | None) -> None:
         self.image = None if image is None else image.detach().to("cpu")[:1].clone()
@@ -597,14 +597,13 @@ class InsightWindow(QWidget):
         first = view.results[0]
         self.top5_label.setText("<br>".join(f"{p:.1%} &nbsp; {i} {name or ''}" for i, name, p in first.prediction.top5))
         current = self.class_combo.currentData()
-        self.class_combo.blockSignals(True)
-        self.class_combo.clear()
-        self.class_combo.addItem("the predicted class", None)
-        for i, name, p in first.prediction.top5:
-            self.class_combo.addItem(f"{i} {name or ''} ({p:.1%})", i)
-        index = self.class_combo.findData(current)
-        self.class_combo.setCurrentIndex(max(0, index))
-        self.class_combo.blockSignals(False)
+        with qt_signals_blocked(self.class_combo):
+            self.class_combo.clear()
+            self.class_combo.addItem("the predicted class", None)
+            for i, name, p in first.prediction.top5:
+                self.class_combo.addItem(f"{i} {name or ''} ({p:.1%})", i)
+            index = self.class_combo.findData(current)
+            self.class_combo.setCurrentIndex(max(0, index))
         self.notice_label.setText(first.notice or "")
         peak = max(float(np.abs(r.map).max()) for r in view.results)
         self.bar_high.setText(f"{peak:.3g}")

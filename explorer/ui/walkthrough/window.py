@@ -38,6 +38,7 @@ from explorer.ui.reaper import release_later
 from explorer.ui.walkthrough.worker import JobCancelled, JobFailure, JobRunner
 from explorer.ui.spin_boxes import CheckedSpinBox
 from explorer.ui.fonts import fixed_font
+from explorer.ui.qt_signals import qt_signals_blocked
 
 log = logging.getLogger("explorer")
 
@@ -701,12 +702,11 @@ class WalkthroughWindow(QMainWindow):
         """The combo, strip and legend for ``stages`` (the walkthrough's, or the plan shown while the
         first capture runs)."""
         stages = stages if stages is not None else self.walkthrough.stages
-        self.stage_combo.blockSignals(True)
-        self.stage_combo.clear()
-        for stage in stages:
-            self.stage_combo.addItem(f"{stage.index}. {stage.title}")
-        self.stage_combo.setCurrentIndex(min(self.current, len(stages) - 1))
-        self.stage_combo.blockSignals(False)
+        with qt_signals_blocked(self.stage_combo):
+            self.stage_combo.clear()
+            for stage in stages:
+                self.stage_combo.addItem(f"{stage.index}. {stage.title}")
+            self.stage_combo.setCurrentIndex(min(self.current, len(stages) - 1))
         blocks = []
         for stage in stages:
             shape = tuple(int(s) for s in stage.output_shape)
@@ -805,9 +805,8 @@ class WalkthroughWindow(QMainWindow):
         self.prev_button.setEnabled(n > 0 and i > 0 and not self.jobs.busy)
         self.next_button.setEnabled(n > 0 and i < n - 1 and not self.jobs.busy)
         if self.stage_combo.currentIndex() != i:
-            self.stage_combo.blockSignals(True)
-            self.stage_combo.setCurrentIndex(i)
-            self.stage_combo.blockSignals(False)
+            with qt_signals_blocked(self.stage_combo):
+                self.stage_combo.setCurrentIndex(i)
         self.strip.set_current(i)
         self.step_label.setText(f"Stage {i} of {n - 1}" if n else "")
         self._show_inputs()
