@@ -61,8 +61,12 @@ class LayerDisplay:
     view: PreparedView | None
 
 
-def prepare_display(out: torch.Tensor | None, layer_index: int, settings: ViewSettings) -> LayerDisplay | None:
+def prepare_display(out: torch.Tensor | None, layer_index: int, settings: ViewSettings,
+                    with_stats: bool = True) -> LayerDisplay | None:
+    """The pixels (and, with ``with_stats``, the statistics) of one layer output. The run's worker
+    leaves the statistics out: counting a big output takes longer than running a small stack, and the
+    pixels should not wait for the numbers under them."""
     if out is None or out.numel() == 0:
         return None
     view = render_view(out, settings) if out.dim() == 4 else None
-    return LayerDisplay(layer_index, layer_stats(out), view)
+    return LayerDisplay(layer_index, layer_stats(out) if with_stats else None, view)

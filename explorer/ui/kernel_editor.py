@@ -26,7 +26,7 @@ from explorer.core.layers import LayerSpec
 from explorer.ui.background import LatestCall
 from explorer.ui.document import StackDocument
 from explorer.ui.kernel_grid import NumberGrid
-from explorer.ui.layer_form import qt_signals_blocked
+from explorer.ui.arg_editors import qt_signals_blocked
 from explorer.ui.weight_overview import WeightOverview
 from explorer.ui.spin_boxes import CheckedSpinBox
 
@@ -84,6 +84,7 @@ class KernelEditor(QWidget):
         self._bias: torch.Tensor | None = None
         self._spec: LayerSpec | None = None
         self._overview_stale = False
+        self._stale = False              # an edit arrived while a hidden tab: refreshed when shown
         # The seed's values of a layer are built on a background thread (a big layer allocates and
         # fills for seconds); the editor shows them when they arrive.
         self.loader = LatestCall("kernel-parameters", self)
@@ -286,6 +287,12 @@ class KernelEditor(QWidget):
         return self.kernels()[self.out_spin.value(), self.in_spin.value()].clone()
 
     def refresh(self, *_) -> None:
+        if self.isHidden() and self.parentWidget() is not None:
+            # A tab not in front (the Arguments tab is): building and drawing the weights on every edit
+            # cost the edit ~5 ms here and a second module build on the loader's thread.
+            self._stale = True
+            return
+        self._stale = False
         spec = self.spec()
         why = editable(spec)
         self.hint.setText(why or "")
@@ -404,6 +411,8 @@ class KernelEditor(QWidget):
 
     def showEvent(self, event) -> None:
         super().showEvent(event)
+        if self._stale:
+            self.refresh()
         if self._overview_stale:
             self._update_overview()
 

@@ -4,18 +4,16 @@ It holds no layer logic; everything it shows comes from explorer.core."""
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from dataclasses import replace
 from pathlib import Path
 
 import torch
-from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QSettings, Qt, QTimer
+from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QSettings, Qt
 from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QGuiApplication, QKeySequence
 from PySide6.QtWidgets import (QDockWidget, QLabel, QMainWindow, QProgressBar, QSplitter, QTabWidget, QVBoxLayout,
                                QWidget)
 
-from explorer.core.autosave import read_autosave, remove_autosave, write_autosave
 from explorer.core.devices import available_devices, device_label, resolve_device
 from explorer.core.examples import examples, load_example
 from explorer.core.export import export_run
@@ -23,25 +21,24 @@ from explorer.core.input_source import InputSource
 from explorer.core.layers import CATEGORIES, LAYER_TYPES
 from explorer.core.shapes import infer_shapes
 from explorer.core.stack import Stack, StackError, load_stack, save_stack
-from explorer.ui.app_paths import autosave_path
 from explorer.ui import dialogs
+from explorer.ui.autosave_controller import AutosaveController
 from explorer.ui.document import HISTORY_BYTES, StackDocument
 from explorer.ui.reaper import release_later
 from explorer.ui.feature_view import FeatureView
 from explorer.ui.input_panel import InputPanel
 from explorer.ui.kernel_editor import KernelEditor
 from explorer.ui.probe_panel import ProbePanel
+from explorer.ui.recent_files import RecentFiles
 from explorer.ui.layer_form import LayerForm
 from explorer.ui.layer_panel import LayerPanel
 from explorer.ui.model_view import ModelView
 from explorer.ui.shapes_view import ShapesView
-from explorer.ui.walkthrough_launcher import WalkthroughLauncher
+from explorer.ui.walkthrough.launcher import WalkthroughLauncher
 from explorer.ui.workers import RunController, RunReply
 
 log = logging.getLogger("explorer")
 APP_NAME = "Feature Map Explorer"
-RECENT_LIMIT = 8
-AUTOSAVE_MS = 15_000
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 
 
@@ -83,8 +80,6 @@ class MainWindow(QMainWindow):
         self._model_view_stale = True
         self._input_problem: str | None = None           # why nothing could run at all (the input)
         self._run_failed = False                         # the banner says why the last run failed
-        self._autosaved: tuple | None = None
-        self._autosave_thread: threading.Thread | None = None
 
         self.setWindowTitle(APP_NAME)
         self.setAcceptDrops(True)
@@ -93,10 +88,7 @@ class MainWindow(QMainWindow):
         self._build_status_bar()
         self._connect()
 
-        self.autosave_timer = QTimer(self)
-        self.autosave_timer.setInterval(AUTOSAVE_MS)
-        self.autosave_timer.timeout.connect(self.autosave)
-        self.autosave_timer.start()
+        self.autosaver = AutosaveController(self.document, self)
 
         self._restore_layout()
         self.input_panel.set_input_spec(self.document.stack.input)
@@ -182,6 +174,7 @@ class MainWindow(QMainWindow):
         self.new_action = self._action(file_menu, "&New stack", self.new_stack, QKeySequence.New)
         self.open_action = self._action(file_menu, "&Open stack…", self.open_stack_dialog, QKeySequence.Open)
         self.recent_menu = file_menu.addMenu("Open &recent")
+        self.recent_files = RecentFiles(self.settings, self.recent_menu, self.open_stack)
         self.examples_menu = file_menu.addMenu("&Examples")
         for example in examples():
             action = self.examples_menu.addAction(f"{example.name} — {example.description}")
@@ -544,7 +537,7 @@ class MainWindow(QMainWindow):
             self.show_problem(str(e))
             return False
         self._remember_folder("stack", str(path))
-        self._add_recent(path)
+        self.recent_files.add(path)
         self.banner.setVisible(False)
         self.document.replace(stack, Path(path))
         return True
@@ -579,28 +572,9 @@ class MainWindow(QMainWindow):
             return False
         self.document.mark_saved(path)
         self._remember_folder("stack", str(path))
-        self._add_recent(path)
+        self.recent_files.add(path)
         self.show_message(f"Saved {path.name}.")
         return True
-
-    def _recent(self) -> list[str]:
-        value = self.settings.value("recentFiles", [])
-        if isinstance(value, str):
-            value = [value]
-        return [v for v in (value or []) if v]
-
-    def _add_recent(self, path: Path) -> None:
-        path = str(Path(path).resolve())
-        recent = [path] + [p for p in self._recent() if p != path]
-        self.settings.setValue("recentFiles", recent[:RECENT_LIMIT])
-        self._rebuild_recent_menu()
-
-    def _rebuild_recent_menu(self) -> None:
-        self.recent_menu.clear()
-        for path in self._recent():
-            action = self.recent_menu.addAction(path)
-            action.triggered.connect(lambda _=False, p=path: self.open_stack(Path(p)))
-        self.recent_menu.setEnabled(bool(self._recent()))
 
     def _last_folder(self, kind: str) -> str:
         return str(self.settings.value(f"lastFolder/{kind}", str(Path.home())))
@@ -649,47 +623,8 @@ class MainWindow(QMainWindow):
         self.banner.setVisible(True)
         self.show_message(text)
 
-    def autosave(self) -> None:
-        """Every AUTOSAVE_MS while there are unsaved edits, and only if something changed since the
-        last copy: written by a background thread from a snapshot (the tensors are shared, never
-        changed in place), so big weights never hold up the window."""
-        key = (self.document.undo_stack.index(), id(self.document.real_stack))
-        if not self.document.dirty or key == self._autosaved or (
-                self._autosave_thread is not None and self._autosave_thread.is_alive()):
-            return
-        self._autosaved = key
-        snapshot, path = self.document.real_stack.copy(), autosave_path()
-
-        def write() -> None:
-            try:
-                write_autosave(snapshot, path)
-            except OSError:
-                pass   # a full disk must not interrupt editing; the next change tries again
-
-        self._autosave_thread = threading.Thread(target=write, name="autosave", daemon=True)
-        self._autosave_thread.start()
-
-    def finish_autosave(self) -> None:
-        """Waits for an autosave being written (closing, and tests)."""
-        if self._autosave_thread is not None:
-            self._autosave_thread.join()
-
     def offer_autosave(self) -> None:
-        path = autosave_path()
-        if not path.exists():
-            return
-        try:
-            stack = read_autosave(path)
-        except StackError:
-            remove_autosave(path)
-            return
-        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(path.stat().st_mtime))
-        if dialogs.restore_autosave(self, when):
-            self.document.replace(stack)
-            # Restored work is unsaved work: one undoable step back to what the window opened with.
-            self.document.undo_stack.resetClean()
-            self.document.dirty_changed.emit(True)
-        remove_autosave(path)
+        self.autosaver.offer()
 
     def _restore_layout(self) -> None:
         geometry = self.settings.value("window/geometry")
@@ -699,7 +634,7 @@ class MainWindow(QMainWindow):
         else:
             self.resize(1400, 900)
         self._layout_restored = state is not None and self.restoreState(state)
-        self._rebuild_recent_menu()
+        self.recent_files.rebuild_menu()
 
     def showEvent(self, event) -> None:
         super().showEvent(event)
@@ -716,9 +651,7 @@ class MainWindow(QMainWindow):
             return
         self.settings.setValue("window/geometry", self.saveGeometry())
         self.settings.setValue("window/state", self.saveState())
-        self.autosave_timer.stop()
-        self.finish_autosave()      # then nothing writes the file after it is removed
-        remove_autosave(autosave_path())
+        self.autosaver.close()
         self.runner.shutdown()
         self.training.shutdown()
         self.walkthroughs.close_all()

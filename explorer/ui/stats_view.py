@@ -105,7 +105,7 @@ class StatsView(QtWidgets.QWidget):
         left.addStretch(1)
         outer.addLayout(left, 0)
 
-        self.plot = pg.PlotWidget()
+        self.plot = pg.PlotWidget(enableMenu=False)      # its context menu is not even built
         self.plot.setObjectName("statsHistogram")
         self.plot.setMinimumSize(160, 70)
         self.plot.setMenuEnabled(False)

@@ -18,6 +18,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from explorer.ui.stats_view import ACCENT, NEGATIVE, POSITIVE, format_count, format_value
 from explorer.ui.fonts import fixed_font
+from explorer.ui.deferred import LazyMenuViewBox
 
 pg.setConfigOptions(imageAxisOrder="row-major")
 
@@ -77,7 +78,7 @@ class VectorView(QtWidgets.QWidget):
         self.title.setContentsMargins(4, 0, 4, 0)
         layout.addWidget(self.title)
 
-        self.plot_widget = pg.PlotWidget()
+        self.plot_widget = pg.PlotWidget(viewBox=LazyMenuViewBox())
         self.plot_widget.setObjectName("vectorPlot")
         self.plot_widget.setMinimumSize(220, 140)
         self.plot = self.plot_widget.getPlotItem()

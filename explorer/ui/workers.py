@@ -132,7 +132,9 @@ class _RunWorker:
                 return None
             reply.result = result
             if 0 <= request.focus < len(result.layers) and not self.superseded():
-                reply.display = prepare_display(result.layers[request.focus].output, request.focus, request.view)
+                # Pixels only: the view counts the statistics on its own thread while these are painted.
+                reply.display = prepare_display(result.layers[request.focus].output, request.focus, request.view,
+                                                with_stats=False)
         except DeviceError as e:
             reply.error = str(e)
         except Exception as e:  # never let the worker die: the window shows it and carries on

@@ -431,7 +431,7 @@ def ours_display(app, maps: torch.Tensor, repeats: int) -> tuple[Timing, Timing,
     same as the window does it: grids over DISPLAY_MAX_PIXELS shrunk on the device first."""
     from explorer.core.colormaps import get_lut
     from explorer.core.render import DISPLAY_MAX_PIXELS, render_grid
-    from explorer.ui.feature_view import FeatureGrid
+    from explorer.ui.feature_grid import FeatureGrid
 
     lut = get_lut("gray")                      # the window's default colour map
     view = FeatureGrid()

@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         window.show()
         window.runner.wait_until_idle(60_000)
         freeze_startup_objects()
-        window.autosave_timer.setInterval(50)
+        window.autosaver.timer.setInterval(50)
         doc = window.document
         watch = StallWatch()
         start_rss = rss_mb()
@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
                       flush=True)
         for walk in walks:
             walk.close()
-        window.finish_autosave()
+        window.autosaver.finish()
         window.runner.wait_until_idle(60_000)
         faulthandler.cancel_dump_traceback_later()
         watch.stop()

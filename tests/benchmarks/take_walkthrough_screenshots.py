@@ -32,7 +32,7 @@ WINDOW_SIZE = (1400, 900)
 def open_walkthrough(folder: Path, model_name: str, weights: str):
     from PySide6.QtCore import QSettings
     from explorer.core.input_source import InputSource
-    from explorer.ui.walkthrough_window import WalkthroughWindow
+    from explorer.ui.walkthrough.window import WalkthroughWindow
     settings = QSettings(str(folder / f"settings-{model_name}.ini"), QSettings.Format.IniFormat)
     window = WalkthroughWindow(model_name, source=InputSource.sample("astronaut"), device="cpu", weights=weights,
                                settings=settings)

@@ -382,3 +382,28 @@ def test_batchnorm_joins_its_conv_and_goes_to_the_stack_with_its_statistics():
     assert [l.type for l in stack.layers[:4]] == ["BatchNorm2d", "Conv2d", "BatchNorm2d", "ReLU"]
     result = run_stack(stack, w.raw_input, "cpu")
     assert torch.allclose(result.layers[-1].output, w.outputs[8], rtol=1e-4, atol=1e-5)
+
+
+def test_the_picture_is_resized_by_torchvisions_own_preset_and_on_8_bit_levels():
+    from explorer.core.walkthrough import eight_bit_picture, resize_size
+    preset = torchvision.models.VGG16_Weights.IMAGENET1K_V1.transforms()
+    assert resize_size("vgg16") == preset.resize_size[0] == 256 and resize_size("lenet") is None
+    picture = eight_bit_picture("vgg16", _image(180, 240))
+    assert picture.shape == (1, 3, 256, 341)               # short side to 256, as torchvision's Resize(256)
+    assert torch.equal(picture * 255, (picture * 255).round())
+    raw, _ = prepare_input("vgg16", picture)
+    assert torch.equal(raw, picture[..., 16:240, 58:282])   # the preset's own resize is then a no-op
+    assert eight_bit_picture("lenet", _image()).shape == (1, 1, 32, 32)
+
+
+def test_the_trace_gives_one_typed_record_per_stage():
+    from explorer.core.walkthrough.trace import TraceRecord, run_traced
+    model = lenet()
+    tracer, logits = run_traced(model, torch.rand(1, 1, 32, 32), keep_copies=False)
+    assert all(isinstance(r, TraceRecord) for r in tracer.records)
+    stages = plan("lenet")[1:]
+    assert [r.name for r in tracer.records] == [s.name for s in stages if s.modules]
+    assert [r.kind for r in tracer.records] == [s.kind for s in stages if s.modules]
+    assert torch.equal(tracer.records[-1].output, logits)
+    conv = tracer.records[0]
+    assert conv.main is model.conv1 and [p for p, _ in conv.modules] == ["conv1", "relu1"]

@@ -10,7 +10,7 @@ from PySide6.QtGui import QGuiApplication
 
 from explorer import __version__
 from explorer.ui.app import log_path
-from explorer.ui.main_window import autosave_path
+from explorer.ui.app_paths import autosave_path
 
 
 def test_about_shows_what_a_bug_report_needs_and_copies_it(make_window):

@@ -163,7 +163,7 @@ def test_the_main_window_opens_insight_on_the_selected_layer(make_window):
 def test_a_walkthrough_model_opens_insight_on_its_stage(qtbot, tmp_path):
     from PySide6.QtCore import QSettings
 
-    from explorer.ui.walkthrough_window import WalkthroughWindow
+    from explorer.ui.walkthrough.window import WalkthroughWindow
     walk = WalkthroughWindow("lenet", source=InputSource.sample("cat"), device="cpu",
                              settings=QSettings(str(tmp_path / "s.ini"), QSettings.IniFormat))
     walk.show()      # not given to qtbot: the window deletes itself when closed

@@ -18,7 +18,7 @@ from explorer.core.input_source import InputSource, load_input
 from explorer.core.layers import build_module
 from explorer.core.stack import load_stack, stack_from_dict
 from explorer.ui import dialogs
-from explorer.ui.main_window import autosave_path
+from explorer.ui.app_paths import autosave_path
 
 
 def settle(window):
@@ -132,8 +132,8 @@ def test_unsaved_changes_are_asked_about_and_cancel_keeps_them(make_window, monk
 def test_autosave_is_offered_back(make_window, monkeypatch):
     window = make_window()
     window.document.set_arg(0, "out_channels", 11)
-    window.autosave()
-    window.finish_autosave()
+    window.autosaver.autosave()
+    window.autosaver.finish()
     assert autosave_path().exists()
     window.document.undo_stack.setClean()
     window.close()

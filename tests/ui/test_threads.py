@@ -124,7 +124,7 @@ def stress(window, qtbot, seconds: float, seed: int = 0) -> dict:
     import random
     rng = random.Random(seed)
     doc = window.document
-    window.autosave_timer.setInterval(50)
+    window.autosaver.timer.setInterval(50)
     beat = Heartbeat()
     counts = {"edits": 0, "selections": 0, "walkthroughs": 0, "autosaves": 0}
     walks = []
@@ -149,12 +149,12 @@ def stress(window, qtbot, seconds: float, seed: int = 0) -> dict:
             counts["walkthroughs"] += 1
         elif walks:
             walks.pop(0).close()
-        if window._autosave_thread is not None:
+        if window.autosaver.thread is not None:
             counts["autosaves"] += 1
         qtbot.wait(rng.choice([1, 5, 20, 60]))
     for walk in walks:
         walk.close()
-    window.finish_autosave()
+    window.autosaver.finish()
     assert window.runner.wait_until_idle(30_000)
     counts["worst_gap_s"] = beat.stop()
     return counts

@@ -17,10 +17,11 @@ from PySide6.QtWidgets import QPushButton
 
 from explorer.core import walkthrough as core_walkthrough, weights as core_weights
 from explorer.core.input_source import InputSource
-from explorer.ui import dialogs, walkthrough_window
+from explorer.ui import dialogs
+from explorer.ui.walkthrough import window as walkthrough_window
 from explorer.ui.app import configure_pyqtgraph
 from explorer.ui.main_window import MainWindow
-from explorer.ui.walkthrough_window import WalkthroughWindow
+from explorer.ui.walkthrough.window import WalkthroughWindow
 
 NOTICE = "random weights: these maps show no learned features"
 VGG16_PARAMETERS = 138_357_544

@@ -142,10 +142,9 @@ class Subject:
     def normalise(self, raw: torch.Tensor) -> torch.Tensor:
         """raw (prepared, in [0, 1]) -> model input, differentiably (feature visualisation optimises raw)."""
         if self.kind == "model":
-            from explorer.core.model_zoo import is_imagenet
-            from explorer.core.walkthrough import _preset
-            if is_imagenet(self.name):
-                preset = _preset(self.name)
+            from explorer.core.walkthrough import imagenet_preset
+            preset = imagenet_preset(self.name)
+            if preset is not None:
                 mean = torch.tensor(preset.mean, device=raw.device).view(1, -1, 1, 1)
                 std = torch.tensor(preset.std, device=raw.device).view(1, -1, 1, 1)
                 return (raw - mean) / std

@@ -9,8 +9,8 @@ from PySide6.QtWidgets import QMainWindow, QMenu
 
 from explorer.core.input_source import InputSource
 from explorer.core.stack import Stack
-from explorer.ui import walkthrough_window
-from explorer.ui.walkthrough_window import WalkthroughWindow, model_label, png_bytes
+from explorer.ui.walkthrough import window as walkthrough_window
+from explorer.ui.walkthrough.window import WalkthroughWindow, model_label, png_bytes
 
 
 class WalkthroughLauncher:

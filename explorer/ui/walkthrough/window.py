@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import torch
 from PySide6.QtCore import QSettings, Qt, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeyEvent, QKeySequence
@@ -25,16 +26,16 @@ from explorer.core import model_zoo, walkthrough as core_walkthrough, weights as
 from explorer.core.walkthrough import RANDOM_NOTICE
 from explorer.core.engine import LayerResult
 from explorer.core.input_source import InputSource, load_input
-from explorer.core.inputs import to_gray
 from explorer.core.display import LayerDisplay
 from explorer.core.stack import InputSpec, Stack
 from explorer.core.stats import layer_stats
 from explorer.ui import dialogs
 from explorer.ui.feature_view import FeatureView
-from explorer.ui.stage_strip import StageStrip, StripBlock, legend_html
-from explorer.ui.walkthrough_views import InputImageView, TopClassesView, input_pixels
+from explorer.ui.walkthrough.stage_strip import StageStrip, StripBlock, legend_html
+from explorer.ui.walkthrough.views import InputImageView, TopClassesView, input_pixels
+from explorer.ui.deferred import DeferredWidget, IdleBuilder
 from explorer.ui.reaper import release_later
-from explorer.ui.walkthrough_worker import JobCancelled, JobFailure, JobRunner
+from explorer.ui.walkthrough.worker import JobCancelled, JobFailure, JobRunner
 from explorer.ui.spin_boxes import CheckedSpinBox
 from explorer.ui.fonts import fixed_font
 
@@ -137,35 +138,33 @@ def ask_model(parent: QWidget, folder: str) -> tuple[str, str | None] | None:
 
 # ============================================================================ the background jobs
 
-IMAGENET_RESIZE = 256      # torchvision's ImageNet transforms: Resize(256), then CenterCrop(224)
-
-
-def eight_bit_picture(model_name: str, image: torch.Tensor) -> torch.Tensor:
-    """The picture resized as the model's preprocessing starts (short side 256 for the ImageNet
-    models, one gray 32×32 channel for LeNet) and rounded to 8-bit levels, as a torchvision pipeline
-    on PIL images gives it. prepare_input's own resize is then a no-op and its crop a slice, so the
-    walkthrough's input is exactly an 8-bit picture: 'Send to stack' hands it to the main window as
-    a PNG without changing a value, and the main window's outputs equal the walkthrough's."""
-    x = image.detach().to("cpu", torch.float32)
-    channels = model_zoo.input_shape(model_name)[1]
-    if channels == 1 and x.shape[1] != 1:
-        x = to_gray(x[:, :3])
-    h, w = x.shape[-2:]
-    if model_zoo.is_imagenet(model_name):
-        short = IMAGENET_RESIZE
-        size = (short, max(short, int(short * w / h))) if h <= w else (max(short, int(short * h / w)), short)
-    else:
-        size = tuple(model_zoo.input_shape(model_name)[-2:])
-    if (h, w) != tuple(size):
-        x = torch.nn.functional.interpolate(x, size=size, mode="bilinear", antialias=True, align_corners=False)
-    return (x.clamp(0, 1) * 255).round() / 255
-
 @dataclass
 class CaptureOutcome:
     model: torch.nn.Module
     walkthrough: object            # core Walkthrough
     stage_stats: dict              # stage index -> LayerStats, counted off the GUI thread
     download_size: str | None      # '528 MB' for the Weights menu; None: no ImageNet weights exist
+    pictures: "InputPictures | None" = None   # the input views' pixels, rendered off the GUI thread
+    top5: list | None = None       # [(class, probability)] with real weights
+    parameters_text: str = ""      # the named_parameters() tab
+
+
+@dataclass
+class InputPictures:
+    """What the two input views show, prepared in the job (no tensor work on the GUI thread)."""
+    raw: np.ndarray                # uint8 pixels of the input as the model sees it, before normalising
+    normalised: np.ndarray | None  # uint8 pixels of the normalised input (its min..max); None: not normalised
+    low: float = 0.0               # the normalised input's range
+    high: float = 0.0
+
+
+def input_pictures(walk) -> InputPictures:
+    raw, normalised = walk.raw_input, walk.model_input
+    raw_pixels = input_pixels(raw, stretch=False)
+    if normalised is raw or torch.equal(normalised.to(raw.device), raw):
+        return InputPictures(raw_pixels, None)
+    return InputPictures(raw_pixels, input_pixels(normalised, stretch=True), float(normalised.min()),
+                         float(normalised.max()))
 
 
 def capture_job(model_name: str, source: InputSource | None, image: torch.Tensor | None, batch_item: int,
@@ -187,7 +186,7 @@ def capture_job(model_name: str, source: InputSource | None, image: torch.Tensor
             batch = load_input(source or InputSource.sample("astronaut"), InputSpec(channels=3, size=None))
             item = min(max(0, batch_item), batch.tensor.shape[0] - 1)
             picture = batch.tensor[item:item + 1]
-        picture = eight_bit_picture(model_name, picture)
+        picture = core_walkthrough.eight_bit_picture(model_name, picture)
         runner.check_cancelled()
         net = model
         label = None
@@ -211,7 +210,8 @@ def capture_job(model_name: str, source: InputSource | None, image: torch.Tensor
             runner.check_cancelled()
             if output is not None and output.numel():
                 stats[index] = layer_stats(output)
-        return CaptureOutcome(net, walk, stats, imagenet_size_text(model_name))
+        return CaptureOutcome(net, walk, stats, imagenet_size_text(model_name), input_pictures(walk), walk.top5(),
+                              named_parameters_text(net))
 
     return job
 
@@ -267,6 +267,12 @@ class WalkthroughWindow(QMainWindow):
         self._pending_step: int | None = None
         self._closed = False
         self._inputs_shown_for = None             # the walkthrough whose input pictures are on screen
+        self._pictures: InputPictures | None = None
+        self._top5: list | None = None
+        self._feature_view: FeatureView | None = None
+        self._top_classes: TopClassesView | None = None
+        self._channel_hover = False
+        self._builder = IdleBuilder(self)
         self._modules_of = (None, None)           # (walkthrough, its model's named_modules())
 
         self.jobs = JobRunner(self)
@@ -285,6 +291,7 @@ class WalkthroughWindow(QMainWindow):
         self._set_controls_enabled(False)
         self._stage_stats: dict = {}
         self.recapture(weights or "auto")
+        self._builder.add(*self._build_steps())
 
     # ---------------------------------------------------------------- building
     def _build(self) -> None:
@@ -362,14 +369,12 @@ class WalkthroughWindow(QMainWindow):
         splitter.setObjectName("walkthroughSplitter")
         splitter.addWidget(self._build_side())
         self.view_stack = QStackedWidget()
-        self.feature_view = FeatureView()
-        self.top_classes = TopClassesView()
+        # The plots are built after the window is up, one per event-loop turn (self._builder), or
+        # when first used: built here they froze the GUI thread for half a second (issue #9).
         self.waiting = QLabel("")
         self.waiting.setAlignment(Qt.AlignCenter)
         self.waiting.setWordWrap(True)
         self.view_stack.addWidget(self.waiting)
-        self.view_stack.addWidget(self.feature_view)
-        self.view_stack.addWidget(self.top_classes)
         splitter.addWidget(self.view_stack)
         splitter.setStretchFactor(0, 0)
         splitter.setStretchFactor(1, 1)
@@ -378,9 +383,41 @@ class WalkthroughWindow(QMainWindow):
         outer.addWidget(splitter, 1)
         self.setCentralWidget(central)
 
-        # Hovering a feature-map pixel outlines what it sees of the input.
-        self.feature_view.grid.scene().sigMouseMoved.connect(self._hover_grid)
-        self.feature_view.channel_view.graphics.scene().sigMouseMoved.connect(self._hover_channel)
+    def _build_steps(self) -> list:
+        """The deferred widgets in the order they are needed, one per event-loop turn: the input
+        views, the feature view's frame and grid, its three plots, then the top-5 chart."""
+        return [self._raw_part.widget, self._normalised_part.widget, lambda: self.feature_view,
+                lambda: self._builder.add(*self.feature_view.build_steps(), self._connect_channel_hover,
+                                          lambda: self.top_classes)]
+
+    @property
+    def feature_view(self) -> FeatureView:
+        if self._feature_view is None:
+            self._feature_view = FeatureView(deferred=True)
+            # Hovering a feature-map pixel outlines what it sees of the input.
+            self._feature_view.grid.scene().sigMouseMoved.connect(self._hover_grid)
+            self.view_stack.addWidget(self._feature_view)
+        return self._feature_view
+
+    def _connect_channel_hover(self) -> None:
+        if not self._channel_hover:
+            self._channel_hover = True
+            self.feature_view.channel_view.graphics.scene().sigMouseMoved.connect(self._hover_channel)
+
+    @property
+    def top_classes(self) -> TopClassesView:
+        if self._top_classes is None:
+            self._top_classes = TopClassesView()
+            self.view_stack.addWidget(self._top_classes)
+        return self._top_classes
+
+    @property
+    def raw_view(self) -> InputImageView:
+        return self._raw_part.widget()
+
+    @property
+    def normalised_view(self) -> InputImageView:
+        return self._normalised_part.widget()
 
     def _build_side(self) -> QWidget:
         tabs = QTabWidget()
@@ -438,13 +475,11 @@ class WalkthroughWindow(QMainWindow):
         layout.addWidget(line)
         images = QHBoxLayout()
         images.setSpacing(8)
-        self.raw_view = InputImageView("Input")
-        self.raw_view.setObjectName("rawInputView")
-        self.normalised_view = InputImageView("Normalised")
-        self.normalised_view.setObjectName("normalisedInputView")
-        for view in (self.raw_view, self.normalised_view):
-            view.setFixedHeight(250)          # the pictures are square: no stretching into empty space
-            images.addWidget(view)
+        self._raw_part = DeferredWidget(lambda: _input_view("Input", "rawInputView"))
+        self._normalised_part = DeferredWidget(lambda: _input_view("Normalised", "normalisedInputView"))
+        for part in (self._raw_part, self._normalised_part):
+            part.setFixedHeight(250)          # the pictures are square: no stretching into empty space
+            images.addWidget(part)
         layout.addLayout(images)
         self.region_label = QLabel("Move the mouse over a feature map: the region of the input that one "
                                    "output pixel sees is outlined here.")
@@ -530,8 +565,18 @@ class WalkthroughWindow(QMainWindow):
         return self.jobs.busy
 
     def wait_until_idle(self, timeout_ms: int = 120_000) -> bool:
-        """For tests and scripts: the job has answered and the stage on screen is drawn."""
-        return self.jobs.wait_until_idle(timeout_ms) and self.feature_view.wait_until_ready(timeout_ms)
+        """For tests and scripts: the job has answered, the window is built and the stage on screen
+        is drawn. Waits as the event loop would, so nothing is built earlier than it would be."""
+        import time
+        from PySide6.QtCore import QCoreApplication
+        if not self.jobs.wait_until_idle(timeout_ms):
+            return False
+        end = time.monotonic() + timeout_ms / 1000
+        while not self._builder.done and time.monotonic() < end:
+            QCoreApplication.processEvents()
+            time.sleep(0.002)
+        QCoreApplication.processEvents()
+        return self._builder.done and (self._feature_view is None or self._feature_view.wait_until_ready(timeout_ms))
 
     # ---------------------------------------------------------------- capture
     def recapture(self, weights: str | None = None) -> bool:
@@ -599,13 +644,21 @@ class WalkthroughWindow(QMainWindow):
         release_later(self.walkthrough)
         self.model = outcome.model
         self.walkthrough = outcome.walkthrough
+        self._pictures, self._top5 = outcome.pictures, outcome.top5
         self.problem.setVisible(False)
         self._fill_stages()
-        self.parameters_text.setPlainText(named_parameters_text(self.model))
-        self._set_controls_enabled(True)
+        self.parameters_text.setPlainText(outcome.parameters_text)
         target = self._pending_step if self._pending_step is not None else self.current
         self._pending_step = None
-        self._show_stage(min(max(0, target), self.stage_count - 1))
+        self.current = min(max(0, target), self.stage_count - 1)
+        # The first stage is drawn once the views exist (a capture can beat the idle builder).
+        self._builder.after(lambda walk=self.walkthrough: self._show_captured(walk))
+
+    def _show_captured(self, walk) -> None:
+        if self._closed or walk is not self.walkthrough:
+            return
+        self._set_controls_enabled(not self.jobs.busy)
+        self._show_stage(self.current)
         self.show_message(f"Ran {model_label(self.model_name)} with {self.weights_text()}.")
 
     def _set_download_size(self, size: str | None) -> None:
@@ -710,9 +763,9 @@ class WalkthroughWindow(QMainWindow):
         self.raw_view.set_region(None)
         self.normalised_view.set_region(None)
 
-        top5 = walk.top5() if stage.kind == "softmax" else None
+        top5 = self._top5 if stage.kind == "softmax" else None
         if stage.kind == "softmax" and top5 and not walk.random_weights:
-            self.top_classes.set_entries(top5, f"Top-5 classes of {len(walk.probabilities.reshape(-1)):,} "
+            self.top_classes.set_entries(top5, f"Top-5 classes of {math.prod(walk.probabilities.shape):,} "
                                                f"({self.weights_text()})")
             self.view_stack.setCurrentWidget(self.top_classes)
         else:
@@ -760,24 +813,21 @@ class WalkthroughWindow(QMainWindow):
         self._show_inputs()
 
     def _show_inputs(self) -> None:
-        walk = self.walkthrough
-        if walk is None or self._inputs_shown_for is walk:
+        walk, pictures = self.walkthrough, self._pictures
+        if walk is None or pictures is None or self._inputs_shown_for is walk:
             return
         self._inputs_shown_for = walk
-        raw, normalised = walk.raw_input, walk.model_input
-        h, w = raw.shape[-2:]
-        c = raw.shape[1]
+        _, c, h, w = walk.raw_input.shape
         self.raw_view.title.setText(f"Input {h}×{w}×{c}")
-        self.raw_view.set_image(input_pixels(raw, stretch=False), "values 0..1, resized and cropped as the "
-                                                                  "model expects")
-        if normalised is raw or torch.equal(normalised.to(raw.device), raw):
+        self.raw_view.set_image(pictures.raw, "values 0..1, resized and cropped as the model expects")
+        if pictures.normalised is None:
             self.normalised_view.title.setText("Normalised: not used")
-            self.normalised_view.set_image(input_pixels(normalised, stretch=False),
+            self.normalised_view.set_image(pictures.raw,
                                            f"{model_label(self.model_name)} takes the 0..1 values as they are")
             return
-        low, high = float(normalised.min()), float(normalised.max())
+        low, high = pictures.low, pictures.high
         self.normalised_view.title.setText("Normalised")
-        self.normalised_view.set_image(input_pixels(normalised, stretch=True),
+        self.normalised_view.set_image(pictures.normalised,
                                        f"(x − mean) / std per channel; values {low:.2f}..{high:.2f}, drawn "
                                        "from their min to their max")
 
@@ -919,14 +969,17 @@ class WalkthroughWindow(QMainWindow):
         # download at its next chunk) and the window goes at once. Building a model or a stalled
         # network read cannot be interrupted; the window is deleted when its job has answered.
         self.jobs.cancel()
+        self._builder.stop()
         self._close_progress()
         self._closed = True
         # Let go of the model and the captured maps (VGG-16: over half a gigabyte), and of the window
         # itself: as a child of the main window it would otherwise live until that one closes.
-        self.feature_view.set_layer(None)
+        if self._feature_view is not None:
+            self._feature_view.set_layer(None)
         release_later(self.walkthrough)         # VGG-16's maps and weights: freed off the GUI thread
         release_later(self.model)
         self.walkthrough, self.model, self._stage_stats, self._inputs_shown_for = None, None, {}, None
+        self._pictures = self._top5 = None
         self._modules_of = (None, None)
         event.accept()
         self.closed.emit()
@@ -934,6 +987,12 @@ class WalkthroughWindow(QMainWindow):
             self.jobs.busy_changed.connect(lambda busy: busy or self.deleteLater())
         else:
             self.deleteLater()
+
+
+def _input_view(title: str, name: str) -> InputImageView:
+    view = InputImageView(title)
+    view.setObjectName(name)
+    return view
 
 
 def png_bytes(image: torch.Tensor) -> bytes:

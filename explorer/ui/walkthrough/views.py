@@ -123,7 +123,8 @@ class TopClassesView(QtWidgets.QWidget):
         font.setPointSizeF(font.pointSizeF() * 1.1)
         self.title.setFont(font)
         layout.addWidget(self.title)
-        self.plot_widget = pg.PlotWidget()
+        # No context menu, not even built: a ViewBox's menu is a good part of what a plot costs to make.
+        self.plot_widget = pg.PlotWidget(enableMenu=False)
         self.plot_widget.setObjectName("topClassesPlot")
         self.plot_widget.setMinimumSize(360, 220)
         self.plot = self.plot_widget.getPlotItem()
