@@ -111,7 +111,8 @@ class GilFreeExtensionLoading:
 
 
 def import_window_modules() -> None:
-    """torch, the real window and everything it imports."""
+    """torch, the real window and everything it imports (shape inference needs no warm-up: it is
+    plain arithmetic in the layer specs)."""
     with GilFreeExtensionLoading():
         import torch  # noqa: F401
         import explorer.ui.main_window  # noqa: F401
