@@ -22,7 +22,8 @@ from typing import Any, Callable
 
 from PySide6.QtCore import QObject, QSettings, Qt, Signal
 from PySide6.QtGui import QCloseEvent, QColor
-from PySide6.QtWidgets import QAbstractItemView, QDockWidget, QLabel, QListWidget, QListWidgetItem, QMainWindow, QWidget
+from PySide6.QtWidgets import (QAbstractItemView, QDockWidget, QLabel, QListWidget, QListWidgetItem, QMainWindow,
+                               QTabWidget, QWidget)
 
 from explorer.core.layers import describe
 from explorer.core.shapes import ShapeRow, infer_shapes
@@ -162,7 +163,11 @@ class StartupWindow(QMainWindow):
         self.layers_dock = self._dock("Layers", "layersDock", self.layer_list, Qt.LeftDockWidgetArea)
         self.layers_dock.setMinimumWidth(300)
         self.shapes_view = ShapesView()
-        self.bottom_dock = self._dock("Shapes and model", "bottomDock", self.shapes_view, Qt.BottomDockWidgetArea)
+        tabs = QTabWidget()             # as the real window's, whose Model tab needs torch
+        tabs.addTab(self.shapes_view, "Shapes")
+        tabs.addTab(QWidget(), "Model")
+        tabs.setTabEnabled(1, False)
+        self.bottom_dock = self._dock("Shapes and model", "bottomDock", tabs, Qt.BottomDockWidgetArea)
         shown = "" if input_shape is None else f"input {_format_shape(input_shape)}\n\n"
         self.input_dock = self._dock("Input", "inputDock", self._note(f"{shown}{LOADING_TEXT}"), Qt.RightDockWidgetArea)
         self.probe_dock = self._dock("Look inside a pixel", "probeDock", self._note(""), Qt.RightDockWidgetArea)
