@@ -28,7 +28,7 @@ class StepBatch:
     states: dict | None                   # the newest live weights in this batch, if any
 
 
-def warm_up_optimisers() -> threading.Thread:
+def warm_up_optimizers() -> threading.Thread:
     """Builds a throwaway optimiser on a background thread. torch.optim imports torch._dynamo the first
     time an optimiser is made: seconds of imports that hold the interpreter lock in long stretches
     (GUI pauses of 0.3-0.8 s on a busy 2-core machine). Done when the panel opens, they are over
