@@ -17,10 +17,10 @@ from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QGridLayout, QHBoxLayout, QLabel, QPushButton, QScrollArea,
                                QSpinBox, QVBoxLayout, QWidget)
 
-from explorer.core.kernels import (INITIALISERS, MAX_KERNEL, MAX_LINEAR, PRESET_LIST, PRESETS, SCOPES,
-                                   KernelError, cached_layer_parameters, format_kernel_text, initialised_state, kernel_view,
+from explorer.core.kernels import (INITIALIZERS, MAX_KERNEL, MAX_LINEAR, PRESET_LIST, PRESETS, SCOPES,
+                                   KernelError, cached_layer_parameters, format_kernel_text, initialized_state, kernel_view,
                                    layer_parameters,
-                                   normalised_to_sum_one, preset_kernel, preset_problem, put_kernel, zero_mean)
+                                   normalized_to_sum_one, preset_kernel, preset_problem, put_kernel, zero_mean)
 from explorer.core.devices import is_out_of_memory
 from explorer.core.layers import LAYER_TYPES, LayerSpec
 from explorer.ui.background import LatestCall
@@ -144,9 +144,9 @@ class KernelEditor(QWidget):
             combo.setMinimumContentsLength(10)
         self.preset_help = _small_label(PRESET_HINT, self)
         self.preset_help.setObjectName("kernelPresetHelp")
-        self.normalise_button = QPushButton("Sum to 1", self)
-        self.normalise_button.setObjectName("kernelNormalise")
-        self.normalise_button.setToolTip("Scale this kernel so its values add up to 1 (a blur then keeps the brightness).")
+        self.normalize_button = QPushButton("Sum to 1", self)
+        self.normalize_button.setObjectName("kernelNormalize")
+        self.normalize_button.setToolTip("Scale this kernel so its values add up to 1 (a blur then keeps the brightness).")
         self.zero_mean_button = QPushButton("Zero-mean", self)
         self.zero_mean_button.setObjectName("kernelZeroMean")
         self.zero_mean_button.setToolTip("Subtract the average, so flat areas give 0 and only changes respond.")
@@ -161,7 +161,7 @@ class KernelEditor(QWidget):
         self.init_combo.setObjectName("kernelInit")
         self.init_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.init_combo.setMinimumContentsLength(12)
-        for key, text in INITIALISERS.items():
+        for key, text in INITIALIZERS.items():
             self.init_combo.addItem(text, key)
         self.init_button = QPushButton("Initialise layer", self)
         self.init_button.setObjectName("kernelInitApply")
@@ -204,7 +204,7 @@ class KernelEditor(QWidget):
         preset_row.addWidget(QLabel("to", self))
         preset_row.addWidget(self.scope, 1)
         tools = QHBoxLayout()
-        for b in (self.normalise_button, self.zero_mean_button, self.copy_button, self.paste_button):
+        for b in (self.normalize_button, self.zero_mean_button, self.copy_button, self.paste_button):
             tools.addWidget(b)
         tools.addStretch(1)
         init_row = QHBoxLayout()
@@ -257,11 +257,11 @@ class KernelEditor(QWidget):
         self.bias_grid.problem.connect(self.show_error)
         self.preset.activated.connect(self._preset_chosen)
         self.preset.highlighted.connect(self._preset_highlighted)
-        self.normalise_button.clicked.connect(lambda: self._transform(normalised_to_sum_one, "Normalise"))
+        self.normalize_button.clicked.connect(lambda: self._transform(normalized_to_sum_one, "Normalise"))
         self.zero_mean_button.clicked.connect(lambda: self._transform(zero_mean, "Zero-mean"))
         self.copy_button.clicked.connect(self.copy_kernel)
         self.paste_button.clicked.connect(lambda: self.paste_kernel(QGuiApplication.clipboard().text()))
-        self.init_button.clicked.connect(lambda: self.initialise(self.init_combo.currentData()))
+        self.init_button.clicked.connect(lambda: self.initialize(self.init_combo.currentData()))
         self.overview.kernel_clicked.connect(self.select_kernel)
         document.changed.connect(self.refresh)
         document.selection_changed.connect(self.refresh)
@@ -566,13 +566,13 @@ class KernelEditor(QWidget):
         if self._weight is not None:
             self.table.paste_text(text)
 
-    def initialise(self, how: str) -> None:
+    def initialize(self, how: str) -> None:
         if self._weight is None:
             return
         try:
-            state = initialised_state(self._spec, how, self.document.stack.seed, secrets.randbelow(2 ** 31))
+            state = initialized_state(self._spec, how, self.document.stack.seed, secrets.randbelow(2 ** 31))
         except KernelError as e:
             self.show_error(str(e))
             return
         self._ok()
-        self.document.edit_state(self.document.selected, state, f"Initialise {self._spec.name}: {INITIALISERS[how]}")
+        self.document.edit_state(self.document.selected, state, f"Initialise {self._spec.name}: {INITIALIZERS[how]}")

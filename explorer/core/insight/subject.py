@@ -133,7 +133,7 @@ class Subject:
         batch = adapt_batch(InputBatch(images, self.name), self.input_spec.channels, self.input_spec.size)
         return batch.tensor, batch.tensor
 
-    def normalise(self, raw: torch.Tensor) -> torch.Tensor:
+    def normalize(self, raw: torch.Tensor) -> torch.Tensor:
         """raw (prepared, in [0, 1]) -> model input, differentiably (feature visualisation optimises raw)."""
         if self.kind == "model":
             from explorer.core.walkthrough import imagenet_preset
