@@ -19,9 +19,8 @@ from typing import Callable
 import torch
 from torch import nn
 
-from explorer.core.layers import LayerSpec, build_module, layer_seed
+from explorer.core.layers import LAYER_TYPES, LayerSpec, build_module, layer_seed
 
-CONV_TYPES = ("Conv2d", "ConvTranspose2d")
 MAX_LINEAR = 64          # the grid editor shows Linear layers up to 64 x 64
 MAX_KERNEL = 15          # and kernels up to 15 x 15 (bigger ones do not fit as readable cells)
 
@@ -192,7 +191,7 @@ def kernel_view(weight: torch.Tensor, layer_type: str) -> torch.Tensor:
     """The weight as [filter (output channel), input channel, kH, kW]; a view, so writes go through."""
     if weight.dim() != 4:
         raise KernelError(f"A {layer_type} weight has 4 dimensions; this one has {weight.dim()}.")
-    return weight.transpose(0, 1) if layer_type == "ConvTranspose2d" else weight
+    return weight.transpose(0, 1) if LAYER_TYPES[layer_type].weight_layout == "transposed" else weight
 
 
 def put_kernel(weight: torch.Tensor, layer_type: str, kernel: torch.Tensor, scope: str,

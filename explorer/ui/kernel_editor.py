@@ -17,12 +17,12 @@ from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QGridLayout, QHBoxLayout, QLabel, QPushButton, QScrollArea,
                                QSpinBox, QVBoxLayout, QWidget)
 
-from explorer.core.kernels import (CONV_TYPES, INITIALIZERS, MAX_KERNEL, MAX_LINEAR, PRESET_LIST, PRESETS, SCOPES,
+from explorer.core.kernels import (INITIALIZERS, MAX_KERNEL, MAX_LINEAR, PRESET_LIST, PRESETS, SCOPES,
                                    KernelError, cached_layer_parameters, format_kernel_text, initialized_state, kernel_view,
                                    layer_parameters,
                                    normalized_to_sum_one, preset_kernel, preset_problem, put_kernel, zero_mean)
 from explorer.core.devices import is_out_of_memory
-from explorer.core.layers import LayerSpec
+from explorer.core.layers import LAYER_TYPES, LayerSpec
 from explorer.ui.background import LatestCall
 from explorer.ui.document import StackDocument
 from explorer.ui.kernel_grid import NumberGrid
@@ -32,7 +32,7 @@ from explorer.ui.spin_boxes import CheckedSpinBox
 
 __all__ = ["KernelEditor", "PRESETS", "preset_kernel", "editable"]
 
-EDITABLE_TYPES = (*CONV_TYPES, "Linear")
+EDITABLE_TYPES = tuple(t.name for t in LAYER_TYPES.values() if t.weight_layout)   # kernels or a matrix
 OVERVIEW_MAX = 64
 PRESET_HINT = "Presets: point at one in the list to read what it finds."
 
@@ -48,12 +48,12 @@ def editable(spec: LayerSpec | None) -> str | None:
         args = spec.full_args()
     except ValueError as e:
         return f"Fix the arguments of '{spec.name}' first: {e}"
-    if spec.type == "Linear":
+    if spec.layer_type.weight_layout == "matrix":
         if args["in_features"] > MAX_LINEAR or args["out_features"] > MAX_LINEAR:
             return (f"The grid shows Linear layers up to {MAX_LINEAR}×{MAX_LINEAR}; '{spec.name}' is "
                     f"{args['out_features']}×{args['in_features']}.")
         return None
-    if spec.type == "ConvTranspose2d" and args.get("groups", 1) > 1:
+    if spec.layer_type.weight_layout == "transposed" and args.get("groups", 1) > 1:
         # Its weight is [in, out/groups, kH, kW]: filters and inputs pair up per group, which the
         # filter/input pickers do not model; editing would write the wrong kernels.
         return (f"The kernel editor does not edit grouped ConvTranspose2d layers ('{spec.name}' has "
@@ -274,7 +274,7 @@ class KernelEditor(QWidget):
 
     @property
     def is_linear(self) -> bool:
-        return self._spec is not None and self._spec.type == "Linear"
+        return self._spec is not None and self._spec.layer_type.weight_layout == "matrix"
 
     def kernels(self) -> torch.Tensor:
         """The weight as [filter, input channel, kH, kW]."""
@@ -319,7 +319,7 @@ class KernelEditor(QWidget):
         self._weight = params["weight"].detach().to("cpu", torch.float32)
         bias = params.get("bias")
         self._bias = bias.detach().to("cpu", torch.float32) if bias is not None else None
-        linear = spec.type == "Linear"
+        linear = spec.layer_type.weight_layout == "matrix"
         for w in (self.out_label, self.out_spin, self.in_label, self.in_spin, self.all_inputs, self.kernel_tools,
                   self.overview_title, self.overview):
             w.setVisible(not linear)
@@ -377,7 +377,7 @@ class KernelEditor(QWidget):
             kernel = self.kernels()[o, i]
             self.table.set_values(kernel.numpy(), peak=peak)
             kh, kw = kernel.shape
-            index = f"weight[{i}, {o}]" if spec.type == "ConvTranspose2d" else f"weight[{o}, {i}]"
+            index = f"weight[{i}, {o}]" if spec.layer_type.weight_layout == "transposed" else f"weight[{o}, {i}]"
             self.where.setText(f"{spec.name}.{index}: filter {o}, input channel {i}, {kh}×{kw}")
             if self._bias is not None:
                 self.bias_grid.set_values(self._bias.numpy()[o:o + 1, None], peak=peak, row_labels=[""],

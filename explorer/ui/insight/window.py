@@ -307,7 +307,7 @@ class InsightWindow(QWidget):
     # ---------------------------------------------------------------- inputs from the main window
     def set_stack(self, stack: Stack, layer: str | None = None) -> None:
         self.stack = stack.copy()
-        self._conv_names = {s.name for s in self.stack.layers if s.type == "Conv2d"}
+        self._conv_names = {s.name for s in self.stack.layers if s.layer_type.weight_layout == "filters"}
         self._fill_layers([s.name for s in self.stack.layers if s.enabled], layer)
 
     def _fill_layers(self, names: list[str], layer: str | None) -> None:
