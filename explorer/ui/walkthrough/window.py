@@ -385,10 +385,10 @@ class WalkthroughWindow(QMainWindow):
 
     def _build_steps(self) -> list:
         """The deferred widgets in the order they are needed, one per event-loop turn: the input
-        views, the feature view's frame and grid, its three plots, then the top-5 chart."""
+        views, the feature view's frame and grid, then its three plots. The top-5 chart only comes
+        with real weights (after the capture)."""
         return [self._raw_part.widget, self._normalised_part.widget, lambda: self.feature_view,
-                lambda: self._builder.add(*self.feature_view.build_steps(), self._connect_channel_hover,
-                                          lambda: self.top_classes)]
+                lambda: self._builder.add(*self.feature_view.build_steps(), self._connect_channel_hover)]
 
     @property
     def feature_view(self) -> FeatureView:
@@ -645,6 +645,8 @@ class WalkthroughWindow(QMainWindow):
         self.model = outcome.model
         self.walkthrough = outcome.walkthrough
         self._pictures, self._top5 = outcome.pictures, outcome.top5
+        if self._top5 and self._top_classes is None:
+            self._builder.add(lambda: self.top_classes)
         self.problem.setVisible(False)
         self._fill_stages()
         self.parameters_text.setPlainText(outcome.parameters_text)
