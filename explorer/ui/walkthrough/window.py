@@ -287,6 +287,10 @@ class WalkthroughWindow(QMainWindow):
         self.setWindowTitle(f"{model_label(model_name)} walkthrough — Feature Map Explorer")
         self._build()
         self._build_menus()
+        # Made now, not with the first message: a status bar that appears later shrinks everything
+        # above it, and the whole window is laid out and painted again in the same turn.
+        self.statusBar()
+        self.notice.setVisible(weights == "random")     # known to be random: shown now, same reason
         self.resize(1380, 900)
         self._set_controls_enabled(False)
         self._stage_stats: dict = {}
