@@ -20,8 +20,6 @@ from explorer.ui.stats_view import format_value
 from explorer.ui.elided_label import ElidedLabel
 from explorer.ui.fonts import fixed_font
 
-pg.setConfigOptions(imageAxisOrder="row-major")
-
 HOVER_HINT = "Hover over the channel to read its values."
 
 

@@ -182,11 +182,20 @@ class StackDocument(QObject):
         self.stack = stack or Stack()
         self.path: Path | None = None
         self.selected = 0 if self.stack.layers else -1
-        self.input_shape: tuple[int, ...] = (1, 3, 32, 32)   # kept current by the window, for sizing new layers
+        self._input_shape = lambda: (1, 3, 32, 32)
         self.undo_stack = QUndoStack(self)
         self.undo_stack.cleanChanged.connect(self._clean_changed)
         self._preview_base: Stack | None = None   # the real stack while a preview is shown
         self.history_limit = HISTORY_BYTES
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """The shape the stack's first layer gets, for sizing new layers: asked of the session state
+        (``input_shape_from``), never written back from runs."""
+        return self._input_shape()
+
+    def input_shape_from(self, provider) -> None:
+        self._input_shape = provider
 
     def _clean_changed(self, clean: bool) -> None:
         self.dirty_changed.emit(not clean)

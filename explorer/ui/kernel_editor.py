@@ -26,7 +26,7 @@ from explorer.core.layers import LayerSpec
 from explorer.ui.background import LatestCall
 from explorer.ui.document import StackDocument
 from explorer.ui.kernel_grid import NumberGrid
-from explorer.ui.arg_editors import qt_signals_blocked
+from explorer.ui.qt_signals import qt_signals_blocked
 from explorer.ui.weight_overview import WeightOverview
 from explorer.ui.spin_boxes import CheckedSpinBox
 
@@ -85,6 +85,7 @@ class KernelEditor(QWidget):
         self._spec: LayerSpec | None = None
         self._overview_stale = False
         self._stale = False              # an edit arrived while a hidden tab: refreshed when shown
+        self._presets_for: tuple[int, int] | None = None   # kernel size the preset list was checked for
         # The seed's values of a layer are built on a background thread (a big layer allocates and
         # fills for seconds); the editor shows them when they arrive.
         self.loader = LatestCall("kernel-parameters", self)
@@ -426,7 +427,7 @@ class KernelEditor(QWidget):
         self.bias_grid.setFixedSize(bw, bh)
 
     def _update_preset_availability(self, kh: int, kw: int) -> None:
-        if getattr(self, "_presets_for", None) == (kh, kw):
+        if self._presets_for == (kh, kw):
             return          # touching 15 items on every keystroke repaints the combo for nothing
         self._presets_for = (kh, kw)
         model = self.preset.model()

@@ -8,6 +8,7 @@ then marks that layer)."""
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from typing import Any, Callable
 
 from PySide6.QtCore import QSize, Qt, Signal
@@ -19,14 +20,22 @@ from explorer.core.editing import earlier_pool_names
 from explorer.core.layers import (LAYER_TYPES, Arg, LayerArgError, LayerSpec, build_module, check_args, exclusive_with,
                                   unset_arg_fallback)
 from explorer.ui.document import StackDocument
-from explorer.ui.arg_editors import (ERROR_STYLE, ArgEditor, OptionalEditor, arg_tooltip, label_text, make_editor,
-                                     qt_signals_blocked)
+from explorer.ui.arg_editors import ERROR_STYLE, ArgEditor, OptionalEditor, arg_tooltip, label_text, make_editor
+from explorer.ui.qt_signals import qt_signals_blocked
 from explorer.ui.spin_boxes import CheckedSpinBox
+
+FORMS_KEPT = 8      # built forms kept for their layer type besides the one shown
+_FORM_PARTS = ("title", "summary", "name_edit", "name_error", "indices_combo", "indices_error", "editors",
+               "error_labels", "params_note")
+
 
 # ---------------------------------------------------------------- the form
 class LayerForm(QWidget):
-    """The selected layer's title, name and arguments. Builds its editors when the selected layer's
-    index or type changes; otherwise updates the values in place so typing is not interrupted.
+    """The selected layer's title, name and arguments. Builds its editors the first time a layer type
+    is shown and keeps the last few forms (one per type) to show again: rebuilding some twenty widgets
+    on every click through the layers was the biggest part of the click's time on the GUI thread.
+    Values, errors and the parameter note are set from the selected layer on every change, so
+    typing is not interrupted.
     ``message`` repeats a refusal for the status bar (the red label under the field shows it too)."""
 
     message = Signal(str)
@@ -36,7 +45,10 @@ class LayerForm(QWidget):
         self.document = document
         self.editors: dict[str, ArgEditor] = {}
         self.error_labels: dict[str, QLabel] = {}
-        self._shown: tuple[int, str] | None = None     # (index, type) the editors are built for
+        self._shown: tuple[int, str] | None = None     # (index, type) the editors show
+        self._form_type: str | None = None               # the type of the form in the scroll area
+        self._forms: OrderedDict[str, tuple[QWidget, dict]] = OrderedDict()   # type -> a form not shown
+        self._swapping = False
 
         self.hint = QLabel("Select a layer to edit its arguments,\nor add one with Add layer.", self)
         self.hint.setObjectName("emptyHint")
@@ -80,10 +92,35 @@ class LayerForm(QWidget):
             return
         key = (self.document.selected, spec.type)
         if key != self._shown:
-            self._build(spec)
+            if spec.type != self._form_type:
+                self._show_form_for(spec)
             self._shown = key
         self.pages.setCurrentWidget(self.scroll)
         self._update_values(spec)
+
+    def _show_form_for(self, spec: LayerSpec) -> None:
+        """Puts the form of ``spec``'s type in the scroll area: a kept one, or a new one."""
+        self._swapping = True       # the old form loses focus as it goes: that is no edit of the new layer
+        try:
+            old = self.scroll.takeWidget()
+            if old is not None and self._form_type is not None:
+                self._forms[self._form_type] = (old, {n: getattr(self, n, None) for n in _FORM_PARTS})
+                while len(self._forms) > FORMS_KEPT:
+                    _, (dropped, _parts) = self._forms.popitem(last=False)
+                    dropped.deleteLater()
+            elif old is not None:
+                old.deleteLater()
+            kept = self._forms.pop(spec.type, None)
+            if kept is None:
+                self._build(spec)
+            else:
+                content, parts = kept
+                for name, value in parts.items():
+                    setattr(self, name, value)
+                self.scroll.setWidget(content)
+            self._form_type = spec.type
+        finally:
+            self._swapping = False
 
     def _build(self, spec: LayerSpec) -> None:
         t = LAYER_TYPES[spec.type]
@@ -173,7 +210,7 @@ class LayerForm(QWidget):
         self.params_note.setPalette(pal)
         column.addWidget(self.params_note)
         column.addStretch(1)
-        self.scroll.setWidget(content)      # deletes the previous form
+        self.scroll.setWidget(content)
 
     @staticmethod
     def _label(text: str, tip: str, parent) -> QLabel:
@@ -297,6 +334,8 @@ class LayerForm(QWidget):
             label.hide()
 
     def _commit(self, key: str) -> None:
+        if self._swapping:
+            return
         i = self.document.selected
         spec = self.spec()
         if spec is None or key not in self.editors:
@@ -315,6 +354,8 @@ class LayerForm(QWidget):
         self._clear_error(key)    # valid but unchanged (no document signal): the error is gone anyway
 
     def _rename(self) -> None:
+        if self._swapping:
+            return
         spec = self.spec()
         if spec is None or self.name_edit is None:
             return

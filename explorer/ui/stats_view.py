@@ -15,8 +15,6 @@ from PySide6 import QtCore, QtWidgets
 from explorer.core.stats import LayerStats
 from explorer.ui.fonts import fixed_font
 
-pg.setConfigOptions(imageAxisOrder="row-major")
-
 # Colours shared by the layer views (readable on pyqtgraph's default black).
 ACCENT = "#ffc400"          # selection / highlight
 POSITIVE = "#4f9be8"        # bars and histogram

@@ -20,8 +20,6 @@ from explorer.ui.stats_view import ACCENT, NEGATIVE, POSITIVE, format_count, for
 from explorer.ui.fonts import fixed_font
 from explorer.ui.deferred import LazyMenuViewBox
 
-pg.setConfigOptions(imageAxisOrder="row-major")
-
 MAX_BARS = 2000
 
 

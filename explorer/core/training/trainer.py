@@ -19,7 +19,7 @@ from torch import nn
 
 from explorer.core.checks import shape_str
 from explorer.core.devices import resolve_device, synchronize
-from explorer.core.engine import run_on_meta
+from explorer.core.shapes import infer_shapes
 from explorer.core.layers import build_module
 from explorer.core.stack import Stack
 from explorer.core.training.datasets import Dataset
@@ -164,7 +164,7 @@ def plan_training(stack: Stack, input_shape: tuple[int, int, int], num_classes: 
         upto = enabled[-1]
         notes.append(f"The last layer '{last.name}' is a Softmax: training uses the logits before it "
                      "(cross-entropy applies its own softmax).")
-    rows = run_on_meta(stack, (2, *input_shape))
+    rows = infer_shapes(stack, (2, *input_shape))
     for r in rows[:upto] if upto < len(stack.layers) else rows:
         if r.error:
             raise TrainError(f"The stack cannot run on {shape_str((1, *input_shape))} images: {r.error}")

@@ -69,6 +69,7 @@ class TrainPanel(QWidget):
         self._base = None                 # the real stack when training started
         self._data = None                 # Dataset of the current run
         self._snapshots = []              # weights history of the last run
+        self._notes: list[str] = []       # the notes of the run said so far
         self._losses: list[tuple[int, float]] = []
         self._smoothed: list[float] = []
         self._epochs = []
@@ -425,7 +426,7 @@ class TrainPanel(QWidget):
         self.progress.setRange(0, 1000)
         if result.status == "done":
             self.progress.setValue(1000)
-        notes = [n for n in result.notes if n not in getattr(self, "_notes", [])]
+        notes = [n for n in result.notes if n not in self._notes]
         self._set_status(" ".join([result.message, *notes]), problem=result.status == "nan")
         if result.evaluation is not None:
             self._fill_confusion(result.evaluation)

@@ -15,8 +15,6 @@ from explorer.core.render import render_channel, render_input_image, render_rgb
 from explorer.ui.stats_view import ACCENT, POSITIVE
 from explorer.ui.fonts import fixed_font
 
-pg.setConfigOptions(imageAxisOrder="row-major")
-
 
 def input_pixels(image: torch.Tensor, stretch: bool) -> np.ndarray:
     """[1, C, H, W] or [C, H, W] → uint8 (H, W) or (H, W, 3). ``stretch`` maps the image's own
