@@ -286,6 +286,18 @@ def _one_line(message: str) -> str:
                    for c in message)
 
 
+def expected_errors() -> tuple[type[Exception], ...]:
+    """Errors that mean bad arguments, input, stack, device, model or weights (exit 2, one line).
+    Imported when asked: they live in modules that import torch, and the window starts without it."""
+    from explorer.core.devices import DeviceError
+    from explorer.core.inputs import InputError
+    from explorer.core.model_zoo import ModelError
+    from explorer.core.stack import StackError
+    from explorer.core.weights import WeightsError
+    from explorer import cli_insight
+    return (UsageError, StackError, InputError, DeviceError, ModelError, WeightsError, *cli_insight.handled_errors())
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     argv = _with_command(list(sys.argv[1:] if argv is None else argv))
@@ -298,11 +310,6 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as e:    # bad arguments (2), --help or --version (0): return the code, as documented
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
-    from explorer.core.devices import DeviceError
-    from explorer.core.inputs import InputError
-    from explorer.core.model_zoo import ModelError
-    from explorer.core.stack import StackError
-    from explorer.core.weights import WeightsError
     from explorer import cli_insight
 
     if args.screenshot and not args.self_test:
@@ -334,8 +341,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command is None:
             args = parser.parse_args(["gui", *argv])
         return cmd_gui(args)
-    except (UsageError, StackError, InputError, DeviceError, ModelError, WeightsError,
-            *cli_insight.handled_errors()) as e:
+    except (UsageError, *expected_errors()) as e:     # evaluated only when something was raised
         print(f"{PROG}: {_one_line(str(e))}", file=sys.stderr)
         return 2
     except BrokenPipeError:   # `... | head` closed the pipe: nothing left to say

@@ -1,6 +1,6 @@
 """Runs a stack layer by layer and keeps, for every layer, its shapes, parameter count, time and
 output (left on the device). A runner remembers its last run, so after an edit only the layers at
-and after the edited one are computed again. The same loop runs on meta tensors for shape inference."""
+and after the edited one are computed again. Shapes come from the layers' shape rules (shapes.py), without torch."""
 
 from __future__ import annotations
 
@@ -15,10 +15,12 @@ from typing import Callable
 import torch
 from torch import nn
 
-from explorer.core.checks import LayerRunError, check_before_forward, check_unpool, explain_exception
+from explorer.core.checks import LayerRunError, explain_exception
 from explorer.core.devices import is_out_of_memory, out_of_memory_message, resolve_device, synchronize
 from explorer.core.identity import SameTensor
-from explorer.core.layers import LayerArgError, LayerSpec, build_module, format_bytes, layer_bytes, layer_seed, param_count
+from explorer.core.layers import (LayerArgError, LayerSpec, ShapeContext, build_module, format_bytes, forward_layer,
+                                  layer_bytes, layer_seed, param_count)
+from explorer.core.shapes import ShapeRow, infer_shapes
 from explorer.core.stack import Stack
 
 
@@ -34,7 +36,7 @@ class LayerResult:
     seconds: float = 0.0
     output: torch.Tensor | None = None
     error: str | None = None
-    indices: torch.Tensor | None = field(default=None, repr=False)   # MaxPool2d only
+    indices: torch.Tensor | None = field(default=None, repr=False)   # layers that record indices (MaxPool2d)
     reused: bool = False                                              # taken from the previous run
 
 
@@ -83,25 +85,19 @@ def _module_key(spec: LayerSpec, seed: int) -> tuple:
     return (*key[:3], key[5], seed)
 
 
-def _forward(spec: LayerSpec, module: nn.Module | None, x: torch.Tensor,
-             done: dict[str, LayerResult], source: LayerSpec | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+def _forward(spec: LayerSpec, module: nn.Module | None, x: torch.Tensor, done: dict[str, LayerResult],
+             source: LayerSpec | None = None, train: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
     """One layer on its input (the output of ``source``, None for the stack's input); raises
-    LayerRunError (or torch's error) if it cannot run."""
+    LayerRunError (or torch's error) if it cannot run. The layer's shape rule runs first, so a run
+    refuses an input with the same sentence as the shape table."""
     if not spec.enabled:
         return x, None
-    args = spec.full_args()
-    check_before_forward(spec, args, x, source)
-    if spec.type == "MaxPool2d":
-        out, indices = module(x)
-        return out, indices
-    if spec.type == "MaxUnpool2d":
-        pool = done.get(spec.indices_from)
-        check_unpool(spec, x, spec.indices_from, pool.output_shape if pool else None, pool.enabled if pool else True)
-        # The default output size is the pool's input size, which also undoes a floor in the pool.
-        return module(x, pool.indices, output_size=list(pool.input_shape[-2:])), None
+    spec.layer_type.output_shape(spec, spec.full_args(), tuple(x.shape), ShapeContext(source, done, train))
     if getattr(module, "inplace", False):
         x = x.clone()    # an in-place layer would overwrite the previous layer's kept output
-    return module(x), None
+    # the indices earlier layers recorded (the rule has checked that the one this layer takes ran)
+    kept = {name: (r.indices, tuple(r.input_shape[-2:])) for name, r in done.items() if r.indices is not None}
+    return forward_layer(spec, module, x, kept)
 
 
 def _tensor_bytes(shape: tuple[int, ...] | None, itemsize: int) -> int:
@@ -128,13 +124,13 @@ def available_memory(device: torch.device) -> int | None:
     return None
 
 
-def layer_run_bytes(spec: LayerSpec, plan: LayerResult, itemsize: int = 4) -> int:
+def layer_run_bytes(spec: LayerSpec, plan: LayerResult | ShapeRow, itemsize: int = 4) -> int:
     """What running one layer adds to memory: its output (and MaxPool2d's int64 indices), kept
     for the view, plus its parameters."""
     if not spec.enabled:
         return 0
     out = _tensor_bytes(plan.output_shape, itemsize)
-    if spec.type == "MaxPool2d":
+    if spec.layer_type.records_indices:
         out += _tensor_bytes(plan.output_shape, 8)
     return out + layer_bytes(spec)
 
@@ -143,7 +139,7 @@ def estimate_run_bytes(stack: Stack, input_shape: tuple[int, ...], itemsize: int
     """Memory a whole run keeps (the input, every layer's output, the parameters), from shape
     inference alone: nothing is computed or allocated."""
     total = _tensor_bytes(tuple(input_shape), itemsize)
-    for r in run_on_meta(stack, tuple(input_shape)):
+    for r in infer_shapes(stack, tuple(input_shape)):
         if r.error is None:
             total += layer_run_bytes(stack.layers[r.index], r, itemsize)
     return total
@@ -165,21 +161,21 @@ class StackRunner:
         self._keys: list[tuple] = []
         self._results: list[LayerResult] = []
         self._modules: dict[tuple, nn.Module] = {}
-        self._plan_key: tuple | None = None           # the meta pass of the last structure run
-        self._plan: list[LayerResult] = []
+        self._plan_key: tuple | None = None           # the shape inference of the last structure run
+        self._plan: list[ShapeRow] = []
 
     def clear(self) -> None:
         self._source, self._moved = None, None
         self._keys, self._results, self._modules = [], [], {}
         self._plan_key, self._plan = None, []
 
-    def _shape_plan(self, stack: Stack, input_shape: tuple[int, ...]) -> list[LayerResult]:
-        """Shapes from a meta pass, for the memory check. Shapes depend on the layers' types, names,
-        arguments and switches, never on their weights: a kernel-cell or seed edit reuses the last
-        plan instead of paying for another pass (a third of a small stack's run)."""
-        key = (tuple(spec_key(s)[:5] for s in stack.layers), input_shape)
+    def _shape_plan(self, stack: Stack, input_shape: tuple[int, ...]) -> list[ShapeRow]:
+        """Shapes from the layers' shape rules, for the memory check. Shapes depend on the layers'
+        types, names, arguments, switches and the mode, never on their weights: a kernel-cell or
+        seed edit reuses the last plan instead of inferring again."""
+        key = (tuple(spec_key(s)[:5] for s in stack.layers), input_shape, stack.mode)
         if key != self._plan_key:
-            self._plan, self._plan_key = run_on_meta(stack, input_shape), key
+            self._plan, self._plan_key = infer_shapes(stack, input_shape), key
         return self._plan
 
     def _module(self, spec: LayerSpec, seed: int, train: bool) -> nn.Module:
@@ -212,7 +208,7 @@ class StackRunner:
         reusable = same_input
         live_modules: set[tuple] = set()
         total = len(stack.layers)
-        plan: list[LayerResult] | None = None     # shapes from a meta pass, for the memory check
+        plan: list[ShapeRow] | None = None        # shapes from the shape rules, for the memory check
         budget: float | None = None
         kept = _tensor_bytes(tuple(x.shape), x.element_size())
         source: LayerSpec | None = None           # the layer whose output x is
@@ -234,7 +230,7 @@ class StackRunner:
                     held = sum(_tensor_bytes(r.output_shape, x.element_size()) for r in self._results if r.output is not None)
                     budget = None if free is None else (free + held) * MEMORY_MARGIN
                 reusable = False
-                # a layer the meta pass refuses fails the same way below, before allocating anything
+                # a layer the shape rules refuse fails the same way below, before allocating anything
                 ok = i < len(plan) and plan[i].error is None
                 need = layer_run_bytes(spec, plan[i], x.element_size()) if ok else 0
                 if budget is not None and kept + need > budget:
@@ -272,9 +268,9 @@ class StackRunner:
                 if train:
                     with torch.random.fork_rng(devices=[self.device] if self.device.type == "cuda" else []):
                         torch.manual_seed(layer_seed(seed, spec.name) + 1)
-                        out, indices = _forward(spec, module, x, done, source)
+                        out, indices = _forward(spec, module, x, done, source, train)
                 else:
-                    out, indices = _forward(spec, module, x, done, source)
+                    out, indices = _forward(spec, module, x, done, source, train)
             synchronize(self.device)
         except (LayerRunError, LayerArgError) as e:
             result.error = f"{spec.type} '{spec.name}': {e}" if isinstance(e, LayerArgError) else str(e)
@@ -293,36 +289,3 @@ class StackRunner:
 def run_stack(stack: Stack, x: torch.Tensor, device: str | torch.device = "auto") -> RunResult:
     """One run, nothing remembered: the headless entry point."""
     return StackRunner(device).run(stack, x)
-
-
-def run_on_meta(stack: Stack, input_shape: tuple[int, ...]) -> list[LayerResult]:
-    """The same loop and the same errors on meta tensors: shapes for any input size, nothing computed."""
-    x = torch.empty(tuple(input_shape), device="meta")
-    done: dict[str, LayerResult] = {}
-    results = []
-    source: LayerSpec | None = None
-    for i, spec in enumerate(stack.layers):
-        result = LayerResult(i, spec.name, spec.type, spec.enabled, input_shape=tuple(x.shape))
-        try:
-            result.params = param_count(spec) if spec.enabled else 0     # from the arguments, never a build
-            module = build_module(spec, device="meta") if spec.enabled else None
-            if module is not None:
-                module.train(stack.mode == "train")
-            with torch.no_grad(), warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                out, indices = _forward(spec, module, x, done, source)
-        except LayerArgError as e:
-            result.error = f"{spec.type} '{spec.name}': {e}"
-        except Exception as e:
-            result.error = explain_exception(spec, e)
-        else:
-            result.output_shape, result.indices = tuple(out.shape), indices
-            result.input_shape = tuple(x.shape)
-            x = out
-            if spec.enabled:
-                source = spec
-        results.append(result)
-        done[spec.name] = result
-        if result.error:
-            break
-    return results

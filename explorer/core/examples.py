@@ -5,9 +5,14 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from explorer.core.resources import resource_path
-from explorer.core.stack import Stack, StackError, load_stack
+
+if TYPE_CHECKING:
+    from explorer.core.stack import Stack
+# explorer.core.stack (and torch with it) is imported where a stack is loaded: the command line
+# lists the examples, and tells a window's STACK from a command, without waiting for torch.
 
 
 @dataclass(frozen=True)
@@ -37,6 +42,7 @@ def find_example(name: str) -> Example | None:
 
 
 def load_example(name: str) -> Stack:
+    from explorer.core.stack import StackError, load_stack
     example = find_example(name)
     if example is None:
         raise StackError(f"There is no built-in example '{name}'; the examples are: {', '.join(e.name for e in examples())}.")
@@ -45,6 +51,7 @@ def load_example(name: str) -> Stack:
 
 def resolve_stack(name_or_path: str) -> Stack:
     """STACK on the command line: a file path, or the name of a built-in example."""
+    from explorer.core.stack import StackError, load_stack
     path = Path(name_or_path)
     if path.exists():
         return load_stack(path)

@@ -24,6 +24,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from explorer.core.layers import show
 from explorer.core.resources import resource_path
+from explorer.core.stack import DEFAULT_MAX_PIXELS    # shared with a stack's input size; re-exported
 
 
 class InputError(Exception):
@@ -41,8 +42,6 @@ class InputBatch:
     # its cost grows with the image (up to 64 MP), so the GUI thread must not make it.
     previews: dict[int, np.ndarray] = field(default_factory=dict, compare=False, repr=False)
 
-
-DEFAULT_MAX_PIXELS = 64_000_000
 
 # Deliberately limited to the everyday formats: every extra Pillow plugin is more parser
 # surface for files the user may have been sent.  JPEG includes MPO (most phone photos).

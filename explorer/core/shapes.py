@@ -1,15 +1,19 @@
-"""Shape inference without computing anything, and the output-size formula of each
-Conv/ConvTranspose/Pool layer with the numbers filled in (as torch's documentation writes it)."""
+"""Shape inference without torch: each layer type's output-shape rule (layers.py) applied along the
+stack, with parameter counts, the output-size formula of each Conv/ConvTranspose/Pool/Upsample
+layer with the numbers filled in (as torch's documentation writes it), and the first error.
+
+The rules are the only source of shapes: a real run calls the same rule before each forward pass
+(so the table and the run report the same sentence), and tests/core/test_shape_rules.py checks
+them against torch for every layer type. What a rule cannot see (running out of memory) is
+reported by the run."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from explorer.core.checks import pool_output_size
-from explorer.core.engine import run_on_meta
-from explorer.core.layers import LayerArgError, LayerSpec
+from explorer.core.checks import LayerRunError
+from explorer.core.layers import LayerArgError, LayerSpec, ShapeContext, check_args, param_count
 from explorer.core.stack import Stack
 
 
@@ -34,74 +38,48 @@ class ShapeRow:
         }
 
 
-def _pair(v: Any) -> tuple:
-    return tuple(v) if isinstance(v, (tuple, list)) else (v, v)
+def infer_shapes(stack: Stack, input_shape: tuple[int, ...]) -> list[ShapeRow]:
+    """Per-layer shapes, parameter counts, formulas and the first error, for any input size, instantly
+    and without torch. Layers after the first failing one are not listed (they have no input)."""
+    shape = tuple(int(n) for n in input_shape)
+    rows: list[ShapeRow] = []
+    earlier: dict[str, ShapeRow] = {}
+    source = None
+    train = stack.mode == "train"
+    for i, spec in enumerate(stack.layers):
+        row = ShapeRow(i, spec.name, spec.type, spec.enabled, shape, None, 0)
+        if not spec.enabled:
+            row.output_shape = shape
+        else:
+            try:
+                row.params = param_count(spec)
+                args = check_args(spec.type, spec.args)
+                row.output_shape = spec.layer_type.output_shape(spec, args, shape, ShapeContext(source, earlier, train))
+            except LayerArgError as e:
+                row.error = f"{spec.type} '{spec.name}': {e}"
+            except LayerRunError as e:
+                row.error = str(e)
+            else:
+                source = spec
+            row.formula = _formula(spec, shape, row.output_shape)
+        rows.append(row)
+        earlier[spec.name] = row
+        if row.error:
+            break
+        shape = row.output_shape
+    return rows
 
 
-def _formula_lines(spec: LayerSpec, in_hw: tuple[int, int], out_hw: tuple[int, int] | None) -> list[str]:
+def _formula(spec: LayerSpec, shape: tuple[int, ...], output_shape: tuple[int, ...] | None) -> list[str]:
+    """The formula lines, also for a layer that failed on its input (they show why)."""
+    if len(shape) < 3:
+        return []
     try:
-        a = spec.full_args()
+        args = spec.full_args()
     except LayerArgError:
         return []
-    lines = []
-    for axis, n in zip("HW", range(2)):
-        size = in_hw[n]
-        t = spec.type
-        if t == "Conv2d":
-            k, s, d = _pair(a["kernel_size"])[n], _pair(a["stride"])[n], _pair(a["dilation"])[n]
-            if a["padding"] == "same":
-                lines.append(f"{axis}_out = {axis}_in = {size}  (padding='same')")
-                continue
-            p = 0 if a["padding"] == "valid" else _pair(a["padding"])[n]
-            value = (size + 2 * p - d * (k - 1) - 1) // s + 1
-            lines.append(f"{axis}_out = floor(({size} + 2*{p} - {d}*({k}-1) - 1) / {s} + 1) = {value}")
-        elif t == "ConvTranspose2d":
-            k, s, d = _pair(a["kernel_size"])[n], _pair(a["stride"])[n], _pair(a["dilation"])[n]
-            p, op = _pair(a["padding"])[n], _pair(a["output_padding"])[n]
-            value = (size - 1) * s - 2 * p + d * (k - 1) + op + 1
-            lines.append(f"{axis}_out = ({size}-1)*{s} - 2*{p} + {d}*({k}-1) + {op} + 1 = {value}")
-        elif t in ("MaxPool2d", "AvgPool2d"):
-            k = _pair(a["kernel_size"])[n]
-            s = _pair(a["stride"] if a["stride"] is not None else a["kernel_size"])[n]
-            p = _pair(a["padding"])[n]
-            d = _pair(a.get("dilation", 1))[n]
-            rnd = "ceil" if a["ceil_mode"] else "floor"
-            value = pool_output_size(size, k, s, p, d, a["ceil_mode"])
-            if t == "MaxPool2d":
-                lines.append(f"{axis}_out = {rnd}(({size} + 2*{p} - {d}*({k}-1) - 1) / {s} + 1) = {value}")
-            else:
-                lines.append(f"{axis}_out = {rnd}(({size} + 2*{p} - {k}) / {s} + 1) = {value}")
-        elif t == "MaxUnpool2d":
-            k = _pair(a["kernel_size"])[n]
-            s = _pair(a["stride"] if a["stride"] is not None else a["kernel_size"])[n]
-            p = _pair(a["padding"])[n]
-            value = (size - 1) * s - 2 * p + k
-            line = f"{axis}_out = ({size}-1)*{s} - 2*{p} + {k} = {value}"
-            if out_hw is not None and out_hw[n] != value:
-                line += f"; the input size of '{spec.indices_from}', {out_hw[n]}, is used"
-            lines.append(line)
-        elif t == "Upsample":
-            if a["size"] is not None:
-                lines.append(f"{axis}_out = size = {_pair(a['size'])[n]}")
-            else:
-                f = _pair(a["scale_factor"])[n]
-                lines.append(f"{axis}_out = floor({size} * {f:g}) = {math.floor(size * f)}")
-    return lines
-
-
-def infer_shapes(stack: Stack, input_shape: tuple[int, ...]) -> list[ShapeRow]:
-    """Per-layer shapes, parameter counts, formulas and the first error, for any input size, instantly.
-    Layers after the first failing one are not listed (they have no input)."""
-    rows = []
-    for r in run_on_meta(stack, tuple(input_shape)):
-        spec = stack.layers[r.index]
-        formula = []
-        if r.enabled and r.input_shape is not None and len(r.input_shape) >= 3:
-            out_hw = tuple(r.output_shape[-2:]) if r.output_shape and len(r.output_shape) >= 3 else None
-            formula = _formula_lines(spec, tuple(r.input_shape[-2:]), out_hw)
-        rows.append(ShapeRow(r.index, r.name, r.type, r.enabled, r.input_shape, r.output_shape,
-                             r.params, formula, r.error))
-    return rows
+    out_hw = tuple(output_shape[-2:]) if output_shape and len(output_shape) >= 3 else None
+    return spec.layer_type.formula(spec, args, tuple(shape[-2:]), out_hw)
 
 
 def total_params(rows: list[ShapeRow]) -> int:

@@ -13,10 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from explorer.core.inputs import DEFAULT_MAX_PIXELS
-from explorer.core.layers import (LAYER_TYPES, LayerArgError, LayerSpec, check_args, show, state_dtypes,
+from explorer.core.layers import (LAYER_TYPES, LayerArgError, LayerSpec, PendingState, check_args, default_stem,
+                                  indices_recorders, show, state_dtypes,
                                   state_shapes)
 
 FORMAT = "feature-map-explorer/stack"
@@ -24,7 +22,10 @@ VERSION = 1
 MODES = ("eval", "train")
 MAX_NAME_LENGTH = 100
 MAX_SEED = 2**63 - 1
-_FLOAT32_MAX = float(torch.finfo(torch.float32).max)
+# The most pixels an input may have, an image file or a stack's resize (inputs.py uses it too; it
+# lives here because a stack is loaded and checked without torch, and inputs.py imports torch).
+DEFAULT_MAX_PIXELS = 64_000_000
+_FLOAT32_MAX = 3.4028234663852886e38       # float(torch.finfo(torch.float32).max), without importing torch
 
 
 class StackError(ValueError):
@@ -61,10 +62,7 @@ class Stack:
 def default_name(stack_names: list[str] | set[str], type_name: str, hints: dict[str, int] | None = None) -> str:
     """A readable unique name: conv1, conv2, relu1, pool1, ... ``hints`` (base -> first number
     worth trying) lets a loader that only ever adds names find each one without starting at 1."""
-    base = {
-        "Conv2d": "conv", "ConvTranspose2d": "deconv", "MaxPool2d": "pool", "AvgPool2d": "avgpool",
-        "MaxUnpool2d": "unpool", "Upsample": "up", "BatchNorm2d": "bn", "Linear": "fc",
-    }.get(type_name, type_name.lower())
+    base = default_stem(type_name)
     taken = stack_names if isinstance(stack_names, (set, frozenset)) else set(stack_names)
     n = hints.get(base, 1) if hints is not None else 1
     while f"{base}{n}" in taken:
@@ -153,24 +151,28 @@ def _flat(value: Any) -> list:
     return out
 
 
-def _state_tensor(value: Any, dtype: torch.dtype) -> torch.Tensor:
-    """The tensor for a checked nested list; raises _StateValueError for a number the dtype cannot
-    hold exactly (instead of torch's overflow error, or a silent conversion to infinity)."""
-    if dtype.is_floating_point:
-        try:
-            wide = torch.tensor(value, dtype=torch.float64)
-        except OverflowError:
-            raise _StateValueError("holds a number too large for a float32") from None
-        finite = wide[torch.isfinite(wide)]
-        if finite.numel() and float(finite.abs().max()) > _FLOAT32_MAX:
-            raise _StateValueError(f"holds {float(finite.abs().max()):g}, which is too large for a float32 "
+_INT64_RANGE = (-2**63, 2**63 - 1)
+
+
+def _check_state_values(value: Any, dtype_name: str) -> None:
+    """Raises _StateValueError for a number the dtype cannot hold exactly (instead of torch's
+    overflow error, or a silent conversion to infinity), in pure Python: the tensor is made later."""
+    if dtype_name == "float32":
+        largest = None
+        for v in _flat(value):
+            try:
+                f = abs(float(v))
+            except OverflowError:
+                raise _StateValueError("holds a number too large for a float32") from None
+            if math.isfinite(f) and (largest is None or f > largest):
+                largest = f
+        if largest is not None and largest > _FLOAT32_MAX:
+            raise _StateValueError(f"holds {largest:g}, which is too large for a float32 "
                                    f"(at most {_FLOAT32_MAX:.4g})")
-        return wide.to(dtype)
-    info = torch.iinfo(dtype)
+        return
     for v in _flat(value):
-        if not _is_int(v) or not info.min <= v <= info.max:
+        if not _is_int(v) or not _INT64_RANGE[0] <= v <= _INT64_RANGE[1]:
             raise _StateValueError(f"must hold whole numbers (it counts something), not {show(v)}")
-    return torch.tensor(value, dtype=dtype)
 
 
 def _is_int(v: Any) -> bool:
@@ -181,7 +183,8 @@ def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
-def _state_from_json(raw_state: Any, spec: LayerSpec, where: str) -> dict[str, torch.Tensor]:
+def _state_from_json(raw_state: Any, spec: LayerSpec, where: str) -> PendingState:
+    """The checked state; its tensors are made when first used (that imports torch)."""
     if not isinstance(raw_state, dict):
         raise StackError(f"{where}: 'state' must be an object of tensors such as {{\"weight\": [...]}}.")
     expected = state_shapes(spec)
@@ -198,10 +201,11 @@ def _state_from_json(raw_state: Any, spec: LayerSpec, where: str) -> dict[str, t
                                  f"with {len(expected[key])} levels.")
             if shape != expected[key]:
                 raise StackError(f"{where}: state '{key}' has shape {list(shape)} but this layer expects {list(expected[key])}.")
-            out[key] = _state_tensor(value, dtypes[key])
+            _check_state_values(value, dtypes[key])
+            out[key] = (value, dtypes[key])
         except _StateValueError as e:
             raise StackError(f"{where}: state '{key}' {e}.") from None
-    return out
+    return PendingState(out)
 
 
 def _layer_from_json(index: int, raw: Any, earlier: set[str], pools: set[str],
@@ -238,12 +242,14 @@ def _layer_from_json(index: int, raw: Any, earlier: set[str], pools: set[str],
     if not isinstance(enabled, bool):
         raise StackError(f"{where}: 'enabled' must be true or false.")
     indices_from = raw.get("indices_from")
-    if t == "MaxUnpool2d":
+    if LAYER_TYPES[t].takes_indices:
         if not isinstance(indices_from, str) or indices_from not in pools:
             earlier = ", ".join(sorted(pools)) or "none in this stack"
-            raise StackError(f"{where}: 'indices_from' must name an earlier MaxPool2d (earlier MaxPool2d layers: {earlier}), not {show(indices_from)}.")
+            pool = " or ".join(indices_recorders())
+            raise StackError(f"{where}: 'indices_from' must name an earlier {pool} (earlier {pool} layers: {earlier}), not {show(indices_from)}.")
     elif indices_from is not None:
-        raise StackError(f"{where}: only MaxUnpool2d takes 'indices_from'.")
+        takers = " and ".join(n for n, lt in LAYER_TYPES.items() if lt.takes_indices)
+        raise StackError(f"{where}: only {takers} takes 'indices_from'.")
     spec = LayerSpec(t, name, dict(args), None, enabled, indices_from)
     if "state" in raw and raw["state"] is not None:
         spec.state = _state_from_json(raw["state"], spec, where)
@@ -287,7 +293,7 @@ def stack_from_dict(data: Any) -> Stack:
         layers.append(spec)
         earlier.add(spec.name)
         avoid.add(spec.name)
-        if spec.type == "MaxPool2d":
+        if spec.layer_type.records_indices:
             pools.add(spec.name)
     return Stack(layers, seed, input_spec, mode, description)
 
@@ -359,7 +365,9 @@ def layer_to_dict(spec: LayerSpec) -> dict[str, Any]:
         d["indices_from"] = spec.indices_from
     if not spec.enabled:
         d["enabled"] = False
-    if spec.state:
+    if spec.pending_state is not None:                  # still the lists it was loaded from
+        d["state"] = spec.pending_state.lists()
+    elif spec.state:
         d["state"] = {k: v.detach().cpu().tolist() for k, v in spec.state.items()}
     return d
 

@@ -8,14 +8,12 @@ import logging
 import sys
 import threading
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
 
-import pyqtgraph as pg
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtWidgets import QApplication
 
-from explorer.core.devices import resolve_device
-from explorer.core.input_source import InputSource
 from explorer.ui.app_paths import log_path
 from explorer.ui.gc_collector import freeze_startup_objects, install_gc_collector
 
@@ -93,17 +91,21 @@ def install_fault_log(path: Path) -> QTimer:
 
 
 def configure_pyqtgraph() -> None:
+    import pyqtgraph as pg     # over a second to import: not before the first window is up (startup.py)
     pg.setConfigOptions(imageAxisOrder="row-major", antialias=True, background="w", foreground="k")
 
 
-def make_application(argv: list[str] | None = None) -> QApplication:
+def make_application(argv: list[str] | None = None, pyqtgraph: bool = True) -> QApplication:
+    """The application; ``pyqtgraph=False`` leaves pyqtgraph unimported (and unconfigured) for the
+    start-up window, which configures it once the loader thread has imported it."""
     app = QApplication.instance() or QApplication(argv or sys.argv[:1])
     app.setOrganizationName("FeatureMapExplorer")
     app.setApplicationName("Feature Map Explorer")
     app.setDesktopFileName("feature-map-explorer")     # matches the .desktop entry the installers add
     app.setWindowIcon(application_icon())
-    configure_pyqtgraph()
     install_gc_collector(app)
+    if pyqtgraph:
+        configure_pyqtgraph()
     return app
 
 
@@ -119,7 +121,8 @@ def application_icon():
     return icon
 
 
-def source_from_args(args) -> InputSource | None:
+def source_from_args(args):
+    from explorer.core.input_source import InputSource
     if getattr(args, "cifar", None):
         return InputSource.cifar(args.cifar, args.split, args.batch_size, args.batch)
     if getattr(args, "image", None):
@@ -129,34 +132,107 @@ def source_from_args(args) -> InputSource | None:
     return None
 
 
-def warm_up_shape_inference() -> None:
-    """torch imports its meta kernels on first use (over a second); do it while the window is built."""
-    def warm():
-        from explorer.core.engine import run_on_meta
-        from explorer.core.examples import load_example
-        run_on_meta(load_example("default"), (1, 3, 8, 8))     # data only: nothing of Qt here
-    threading.Thread(target=warm, name="warm-up", daemon=True).start()
+@dataclass
+class WindowStart:
+    """What the real window is made from, prepared on the loader thread (no Qt in it)."""
+    stack: object
+    stack_path: Path | None
+    source: object
+    device: str
+
+
+def prepare_window_start(args, stack, stack_path: Path | None) -> WindowStart:
+    """On the loader thread: torch and the window's modules, saved weights made tensors, the device
+    (a DeviceError here ends the app with its sentence, as before the window opened)."""
+    from explorer.ui.startup import import_window_modules
+    import_window_modules()
+    from explorer.core.devices import resolve_device
+    for layer in (stack.layers if stack is not None else []):
+        layer.state         # noqa: B018 - weights read from the file become tensors here, not on the GUI thread
+    device = str(resolve_device(getattr(args, "device", "auto")))
+    return WindowStart(stack, stack_path, source_from_args(args), device)
+
+
+def _planned_input_shape(args, stack):
+    from explorer.core.planned_input import planned_input_shape
+    if getattr(args, "cifar", None):
+        return planned_input_shape(stack.input, "cifar", batch_size=args.batch_size)
+    if getattr(args, "image", None):
+        return planned_input_shape(stack.input, "image", args.image)
+    return planned_input_shape(stack.input, "sample", getattr(args, "sample", None) or "astronaut")
+
+
+class WindowStarter(QObject):
+    """The start-up window at once (PySide6 and the torch-free core only), torch loaded on a thread,
+    then the real window in its place (see explorer/ui/startup.py). ``window`` is whichever is
+    shown; ``exit_code`` is set when the app must end (the device was refused, torch failed)."""
+
+    window_ready = Signal(object)       # the real window, once it is shown
+    gave_up = Signal(int)               # the exit code, when there will be no window
+
+    def __init__(self, args, parent: QObject | None = None, settings=None):
+        """Loads STACK (a StackError is one line on stderr, from cli.main, before any window)."""
+        from explorer.core.examples import load_example, resolve_stack
+        from explorer.ui.startup import StartupWindow, TorchLoader
+        super().__init__(parent or QApplication.instance())
+        self.args = args
+        self.settings = settings            # None: the user's (QSettings()); tests pass their own
+        self.exit_code: int | None = None
+        given = getattr(args, "stack", None)
+        stack = resolve_stack(given) if given else load_example("default")
+        stack_path = Path(given) if given and Path(given).exists() else None
+        self.shell = StartupWindow(stack, _planned_input_shape(args, stack), stack_path.name if stack_path else "untitled",
+                                   settings)
+        self.window = self.shell
+        self.loader = TorchLoader(lambda: prepare_window_start(args, stack if given else None, stack_path), self)
+        self.loader.ready.connect(self._ready)
+        self.loader.failed.connect(self._failed)
+
+    def start(self) -> None:
+        self.shell.show()
+        self.loader.start()
+
+    def _ready(self, loaded) -> None:
+        if self.shell.handed_over or not self.shell.isVisible():     # closed while torch was loading
+            return
+        start: WindowStart = loaded.value
+        from explorer.ui.main_window import MainWindow
+        configure_pyqtgraph()
+        window = MainWindow(start.stack, start.source, start.device, settings=self.settings,
+                            stack_path=start.stack_path)
+        self.window = window
+        self.shell.hand_over(window)
+        log.info("torch, the stack and the window's modules loaded in %.2f s", loaded.seconds)
+        # What start-up made lives as long as the app: out of the collector's way, once the first
+        # feature maps are up (the full collection before it is a pause of its own).
+        QTimer.singleShot(2000, freeze_startup_objects)
+        if start.stack is None:
+            QTimer.singleShot(0, window.offer_autosave)
+        self.window_ready.emit(window)
+
+    def _failed(self, error: BaseException) -> None:
+        from explorer.cli import PROG, _one_line, expected_errors
+        if isinstance(error, expected_errors()):
+            print(f"{PROG}: {_one_line(str(error))}", file=sys.stderr)      # as the command line says it
+        else:
+            log.error("Loading torch failed", exc_info=error)
+            print(f"{PROG}: could not start ({type(error).__name__}: {_one_line(str(error))}); "
+                  f"details are in {log_path()}.", file=sys.stderr)
+        self.exit_code = 2
+        self.shell.handed_over = True
+        self.shell.close()
+        self.gave_up.emit(2)
 
 
 def run_app(args) -> int:
-    from explorer.core.examples import resolve_stack
-    from explorer.ui.main_window import MainWindow
-
-    stack, stack_path = None, None
-    if getattr(args, "stack", None):
-        stack = resolve_stack(args.stack)       # a StackError here is one line on stderr (cli.main)
-        if Path(args.stack).exists():
-            stack_path = Path(args.stack)
-    device = str(resolve_device(getattr(args, "device", "auto")))   # DeviceError: one line on stderr
-    app = make_application()
-    warm_up_shape_inference()      # after the collector is GUI-only: the thread must not set it off
+    app = make_application(pyqtgraph=False)
     logging.basicConfig(filename=str(log_path()), level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     install_fault_log(log_path())
-    window = MainWindow(stack, source_from_args(args), device, stack_path=stack_path)
-    install_error_hooks(lambda: window)
-    window.show()
-    QTimer.singleShot(2000, freeze_startup_objects)     # after the warm-up thread's imports
-    if stack is None:
-        QTimer.singleShot(0, window.offer_autosave)
-    return app.exec()
+    starter = WindowStarter(args, app)
+    install_error_hooks(lambda: starter.window)
+    starter.shell.closed.connect(app.quit)
+    starter.gave_up.connect(app.exit)
+    starter.start()
+    code = app.exec()
+    return starter.exit_code if starter.exit_code is not None else code

@@ -4,30 +4,19 @@ value with ``set_value`` and reports the user's edit through ``edited``; none kn
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from typing import Any, Callable
 
-from PySide6.QtCore import QSignalBlocker, QSize, Qt, Signal
+from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtWidgets import (QAbstractSpinBox, QCheckBox, QComboBox, QHBoxLayout, QLabel, QToolButton, QVBoxLayout,
                                QWidget)
 
 from explorer.core.layers import Arg
+from explorer.ui.qt_signals import qt_signals_blocked
 from explorer.ui.spin_boxes import CheckedDoubleSpinBox, CheckedSpinBox
 
 ERROR_STYLE = "color: #d0312d;"
 INT_LIMIT = 1_000_000
 FLOAT_LIMIT = 1e9
-
-
-@contextmanager
-def qt_signals_blocked(*objects):
-    """Blocks the signals of every object for the duration (the model pushing values into widgets)."""
-    blockers = [QSignalBlocker(o) for o in objects if o is not None]
-    try:
-        yield
-    finally:
-        for b in blockers:
-            b.unblock()
 
 
 # ---------------------------------------------------------------- basic input widgets

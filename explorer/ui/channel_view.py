@@ -20,8 +20,6 @@ from explorer.ui.stats_view import format_value
 from explorer.ui.elided_label import ElidedLabel
 from explorer.ui.fonts import fixed_font
 
-pg.setConfigOptions(imageAxisOrder="row-major")
-
 HOVER_HINT = "Hover over the channel to read its values."
 
 
@@ -71,7 +69,7 @@ class ChannelView(QtWidgets.QWidget):
         self.graphics = pg.GraphicsLayoutWidget()
         self.graphics.setObjectName("channelGraphics")
         self.graphics.setMinimumSize(150, 120)
-        self.plot = self.graphics.addPlot(row=0, col=0)
+        self.plot = self.graphics.addPlot(row=0, col=0, enableMenu=False)    # no menu built either
         self.plot.setMenuEnabled(False)
         self.plot.hideButtons()
         self.plot.setAspectLocked(True)

@@ -19,6 +19,7 @@ from explorer.core.editing import earlier_pool_names, new_layer, pool_order_prob
 from explorer.core.kernels import reconcile_state
 from explorer.core.layers import LayerSpec, check_args
 from explorer.core.stack import InputSpec, Stack, default_name
+from explorer.ui.qt_signals import qt_signals_blocked
 
 
 MERGE_SECONDS = 1.5   # keystrokes into one field within this time are one undo step
@@ -182,11 +183,20 @@ class StackDocument(QObject):
         self.stack = stack or Stack()
         self.path: Path | None = None
         self.selected = 0 if self.stack.layers else -1
-        self.input_shape: tuple[int, ...] = (1, 3, 32, 32)   # kept current by the window, for sizing new layers
+        self._input_shape = lambda: (1, 3, 32, 32)
         self.undo_stack = QUndoStack(self)
         self.undo_stack.cleanChanged.connect(self._clean_changed)
         self._preview_base: Stack | None = None   # the real stack while a preview is shown
         self.history_limit = HISTORY_BYTES
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """The shape the stack's first layer gets, for sizing new layers: asked of the session state
+        (``input_shape_from``), never written back from runs."""
+        return self._input_shape()
+
+    def input_shape_from(self, provider) -> None:
+        self._input_shape = provider
 
     def _clean_changed(self, clean: bool) -> None:
         self.dirty_changed.emit(not clean)
@@ -290,8 +300,7 @@ class StackDocument(QObject):
             return
         clean = stack.cleanIndex()
         kept = [stack.command(i).copy_for(self) for i in range(dropped, count)]
-        stack.blockSignals(True)        # the actions and the title see one change, not a refill
-        try:
+        with qt_signals_blocked(stack):        # the actions and the title see one change, not a refill
             stack.clear()
             for i, command in enumerate(kept):
                 if clean == dropped + i:
@@ -301,8 +310,6 @@ class StackDocument(QObject):
                 stack.setClean()
             elif clean < dropped:
                 stack.resetClean()      # the saved state was among the dropped steps: unreachable now
-        finally:
-            stack.blockSignals(False)
         stack.indexChanged.emit(stack.index())
         stack.canUndoChanged.emit(stack.canUndo())
         stack.undoTextChanged.emit(stack.undoText())

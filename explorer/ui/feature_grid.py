@@ -12,6 +12,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from PySide6.QtCore import Qt, Signal
 
 from explorer.core.render import GridLayout
+from explorer.ui.deferred import LazyMenuViewBox
 from explorer.ui.stats_view import ACCENT
 
 
@@ -167,7 +168,7 @@ class FeatureGrid(pg.GraphicsView):
         self.setObjectName("featureGrid")
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.setMinimumSize(160, 120)
-        self.view_box = pg.ViewBox(lockAspect=True, invertY=True, enableMenu=True)
+        self.view_box = LazyMenuViewBox(lockAspect=True, invertY=True, enableMenu=True)   # menu built on first use
         self.setCentralItem(self.view_box)
         self.image_item = _GridImage(self._clicked)
         self.view_box.addItem(self.image_item)

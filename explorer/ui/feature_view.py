@@ -15,7 +15,6 @@ from collections import OrderedDict
 from dataclasses import replace
 
 import numpy as np
-import pyqtgraph as pg
 import torch
 from PySide6 import QtWidgets
 from PySide6.QtCore import Qt, Signal
@@ -35,13 +34,14 @@ from explorer.core.stats import LayerStats
 from explorer.ui.channel_view import ChannelView
 from explorer.ui.display_worker import DisplayPreparer, DisplayReply, VectorBars, view_key
 from explorer.ui.feature_grid import FeatureGrid
+from explorer.ui.qt_signals import qt_signals_blocked
+from explorer.ui.session_state import SessionState
 from explorer.ui.stats_view import StatsView, format_value
 from explorer.ui.vector_view import VectorView
 from explorer.ui.spin_boxes import CheckedSpinBox
 from explorer.ui.flow_layout import flow_row
 from explorer.ui.elided_label import ElidedLabel
-
-pg.setConfigOptions(imageAxisOrder="row-major")
+from explorer.ui.deferred import DeferredWidget
 
 MODES = ("grid", "rgb", "batch")
 MODE_LABELS = {
@@ -60,7 +60,7 @@ NO_LAYER_MESSAGE = "Select a layer to see its feature maps."
 # Page indices of the central stack.
 _PAGE_MESSAGE, _PAGE_MAPS, _PAGE_VECTOR = 0, 1, 2
 _STATS_CACHE_SIZE = 16
-_VIEW_CACHE_SIZE = 6         # prepared pictures (each at most render.DISPLAY_MAX_PIXELS bytes)
+_VIEW_CACHE_SIZE = 6         # prepared pictures (each at most ViewSettings.max_pixels bytes)
 
 
 # =========================================================================== main panel
@@ -79,9 +79,8 @@ def _combo(name: str, items: list[tuple[str, str]], tooltip: str) -> QtWidgets.Q
 def _set_combo(combo: QtWidgets.QComboBox, data: str) -> None:
     i = combo.findData(data)
     if i >= 0 and combo.currentIndex() != i:
-        combo.blockSignals(True)
-        combo.setCurrentIndex(i)
-        combo.blockSignals(False)
+        with qt_signals_blocked(combo):
+            combo.setCurrentIndex(i)
 
 
 def _shape_text(shape) -> str:
@@ -90,22 +89,29 @@ def _shape_text(shape) -> str:
 
 class FeatureView(QtWidgets.QWidget):
     """The selected layer's output. Give it a LayerResult with `set_layer`; it
-    keeps no layer logic of its own and renders only what it is given."""
+    keeps no layer logic of its own and renders only what it is given.
+
+    The view settings (mode, normalization, batch item, channel) live in the session state, shared
+    with the input panel and the run requests: the setters write them there, and the view draws
+    when the state says they changed, whoever changed them."""
 
     channel_selected = Signal(int)
     batch_index_selected = Signal(int)   # a tile was clicked in "batch" mode
 
-    def __init__(self, parent: QtWidgets.QWidget | None = None):
+    def __init__(self, state: SessionState | None = None, parent: QtWidgets.QWidget | None = None,
+                 deferred: bool = False):
+        """``deferred``: the channel view, the statistics and the bar chart (three pyqtgraph plots)
+        are built when first used or by ``build_steps`` on idle turns, not here (a window that opens
+        while the user waits, such as the walkthrough, must not freeze for them)."""
         super().__init__(parent)
         self.setObjectName("featureView")
+        self._deferred = deferred
+        self.state = state if state is not None else SessionState(parent=self)
+        self._shown: ViewSettings = self.state.view     # the settings drawn; the state's once applied
         self._result: LayerResult | None = None
         self._class_names: list[str] | None = None
-        self._batch_index = 0
-        self._normalization = "channel"
         self._colormap = "gray"
         self._cmap_before_symmetric: str | None = None
-        self._mode = "grid"
-        self._selected_channel = 0
         self._grid: RenderedGrid | None = None        # what the grid shows (grid / batch mode)
         self._rgb: np.ndarray | None = None           # what the grid shows in rgb mode
         self._channel_png_source: RenderedGrid | None = None
@@ -130,6 +136,7 @@ class FeatureView(QtWidgets.QWidget):
         # Usable on a 1024x600 screen with every dock open; the height follows the toolbar rows.
         self.setMinimumWidth(300)
         self.set_layer(None)
+        self.state.view_changed.connect(self._view_changed)
 
     # ------------------------------------------------------------------ construction
 
@@ -223,36 +230,81 @@ class FeatureView(QtWidgets.QWidget):
         gl.addWidget(self.grid, 1)
         gl.addWidget(self.hover_label)
 
-        self.channel_view = ChannelView()
+        self._channel_part = self._part(ChannelView)
         self.maps_splitter = QtWidgets.QSplitter(Qt.Orientation.Horizontal)
         self.maps_splitter.setObjectName("mapsSplitter")
         self.maps_splitter.addWidget(grid_box)
-        self.maps_splitter.addWidget(self.channel_view)
+        self.maps_splitter.addWidget(self._channel_part)
         self.maps_splitter.setStretchFactor(0, 3)
         self.maps_splitter.setStretchFactor(1, 2)
         self.maps_splitter.setChildrenCollapsible(False)
 
-        self.vector_view = VectorView()
+        self._vector_part = self._part(VectorView)
 
         self.stack = QtWidgets.QStackedWidget()
         self.stack.addWidget(self.message_label)    # _PAGE_MESSAGE
         self.stack.addWidget(self.maps_splitter)    # _PAGE_MAPS
-        self.stack.addWidget(self.vector_view)      # _PAGE_VECTOR
+        self.stack.addWidget(self._vector_part)     # _PAGE_VECTOR
 
-        self.stats_view = StatsView()
+        self._stats_part = self._part(StatsView)
         self.splitter = QtWidgets.QSplitter(Qt.Orientation.Vertical)
         self.splitter.setObjectName("featureSplitter")
         self.splitter.addWidget(self.stack)
-        self.splitter.addWidget(self.stats_view)
+        self.splitter.addWidget(self._stats_part)
         self.splitter.setStretchFactor(0, 5)
         self.splitter.setStretchFactor(1, 1)
         self.splitter.setChildrenCollapsible(False)
 
+    def _part(self, factory):
+        return DeferredWidget(factory) if self._deferred else factory()
+
+    @staticmethod
+    def _built(part) -> bool:
+        return not isinstance(part, DeferredWidget) or part.built
+
+    @staticmethod
+    def _widget(part):
+        return part.widget() if isinstance(part, DeferredWidget) else part
+
+    def build_steps(self) -> list:
+        """One call per plot not built yet, for an IdleBuilder (deferred views only)."""
+        return [part.widget for part in (self._channel_part, self._stats_part, self._vector_part)
+                if not self._built(part)]
+
     # ------------------------------------------------------------------ properties
+
+    @property
+    def channel_view(self) -> ChannelView:
+        return self._widget(self._channel_part)
+
+    @property
+    def stats_view(self) -> StatsView:
+        return self._widget(self._stats_part)
+
+    @property
+    def vector_view(self) -> VectorView:
+        return self._widget(self._vector_part)
 
     @property
     def result(self) -> LayerResult | None:
         return self._result
+
+    # What is drawn, read by the drawing code; set only by _view_changed (from the state).
+    @property
+    def _mode(self) -> str:
+        return self._shown.mode
+
+    @property
+    def _normalization(self) -> str:
+        return self._shown.normalization
+
+    @property
+    def _batch_index(self) -> int:
+        return self._shown.batch_index
+
+    @property
+    def _selected_channel(self) -> int:
+        return self._shown.channel
 
     @property
     def normalization(self) -> str:
@@ -308,16 +360,20 @@ class FeatureView(QtWidgets.QWidget):
             self._waiting, self._drawn = None, None
             self.preparer.forget()
             self.grid.clear()
-            self.channel_view.clear()
-            self.stats_view.clear()
-            self.stats_view.hide()
+            if self._built(self._channel_part):
+                self.channel_view.clear()
+            if self._built(self._stats_part):
+                self.stats_view.clear()
+            self._stats_part.hide()
             self._show_message(result)
             self._update_controls()
             return
-        self._batch_index = min(self._batch_index, out.shape[0] - 1)
         clamped = out.dim() == 4 and self._selected_channel > out.shape[1] - 1
-        if clamped:
-            self._selected_channel = out.shape[1] - 1
+        fitted = replace(self._shown, batch_index=min(self._batch_index, out.shape[0] - 1),
+                         channel=out.shape[1] - 1 if clamped else self._selected_channel)
+        if fitted != self._shown:
+            self._shown = fitted          # drawn below; the state's signal then finds nothing to do
+            self.state.view = fitted
         same_shape = previous is not None and previous.output is not None and \
             tuple(previous.output.shape) == tuple(out.shape)
         stats = self._cached_stats(result.output)
@@ -330,7 +386,7 @@ class FeatureView(QtWidgets.QWidget):
         else:
             self.stats_view.clear()          # counted in the background; shown when ready
             self.stats_view.title.setText("Layer statistics: counting…")
-        self.stats_view.show()
+        self._stats_part.show()
         self._refresh(reset_view=not same_shape)
         self._update_controls()
         if clamped:
@@ -342,10 +398,16 @@ class FeatureView(QtWidgets.QWidget):
         i = max(0, int(i))
         if out is not None:
             i = min(i, out.shape[0] - 1)
-        if i == self._batch_index:
-            return
-        self._batch_index = i
+        if i != self._batch_index:
+            self.state.update_view(batch_index=i)
+
+    def _apply_batch_index(self) -> None:
+        out = self._output()
         if out is None:
+            return
+        i = self._batch_index
+        if i > out.shape[0] - 1:        # an item this output does not have: its last one
+            self.state.update_view(batch_index=out.shape[0] - 1)
             return
         if self._mode == "batch" and out.dim() == 4:
             self.grid.set_selected(i)
@@ -357,9 +419,11 @@ class FeatureView(QtWidgets.QWidget):
     def set_normalization(self, normalization: str) -> None:
         if normalization not in NORMALIZATIONS:
             raise ValueError(f"Unknown normalization '{normalization}'; use one of {', '.join(NORMALIZATIONS)}.")
-        if normalization == self._normalization:
-            return
-        self._normalization = normalization
+        if normalization != self._normalization:
+            self.state.update_view(normalization=normalization)
+
+    def _apply_normalization(self) -> None:
+        normalization = self._normalization
         _set_combo(self.norm_combo, normalization)
         # Symmetric puts zero at the middle colour; a diverging map makes that visible.
         if normalization == "symmetric" and self._colormap != DIVERGING:
@@ -387,9 +451,11 @@ class FeatureView(QtWidgets.QWidget):
     def set_mode(self, mode: str) -> None:
         if mode not in MODES:
             raise ValueError(f"Unknown mode '{mode}'; use one of {', '.join(MODES)}.")
-        if mode == self._mode:
-            return
-        self._mode = mode
+        if mode != self._mode:
+            self.state.update_view(mode=mode)
+
+    def _apply_mode(self) -> None:
+        mode = self._mode
         _set_combo(self.mode_combo, mode)
         self._refresh(reset_view=True)
         self._update_controls()
@@ -399,9 +465,12 @@ class FeatureView(QtWidgets.QWidget):
         channel = max(0, int(channel))
         if out is not None and out.dim() == 4:
             channel = min(channel, out.shape[1] - 1)
-        if channel == self._selected_channel:
-            return
-        self._selected_channel = channel
+        if channel != self._selected_channel:
+            self.state.update_view(channel=channel)
+
+    def _apply_channel(self) -> None:
+        out = self._output()
+        channel = self._selected_channel
         self._sync_spin()
         if out is not None and out.dim() == 4:
             if self._mode == "grid":
@@ -421,8 +490,8 @@ class FeatureView(QtWidgets.QWidget):
             return None
         out = self._output()
         if self._grid.layout.tile_h < out.shape[2]:
-            # The view draws big layers shrunk (DISPLAY_MAX_PIXELS); a file gets every pixel.
-            full = render_view(out, replace(self.view_settings(), batch_index=self._batch_index), full_size=True)
+            # The view draws big layers shrunk (ViewSettings.max_pixels); a file gets every pixel.
+            full = render_view(out, self.view_settings(), full_size=True)
             return to_png_array(full.grid, self._colormap)
         return to_png_array(self._grid, self._colormap)
 
@@ -482,7 +551,23 @@ class FeatureView(QtWidgets.QWidget):
 
     def view_settings(self) -> ViewSettings:
         """The settings the background worker renders with, so an edit arrives ready to draw."""
-        return ViewSettings(self._mode, self._normalization, self._batch_index, self._selected_channel)
+        return self._shown
+
+    def _view_changed(self, view: ViewSettings) -> None:
+        """The state's view settings changed (here or elsewhere): draw what differs from what is shown."""
+        old, self._shown = self._shown, view
+        if view == old:
+            return
+        if view.normalization != old.normalization:
+            self._apply_normalization()
+        if view.mode != old.mode:
+            self._apply_mode()
+        if view.channel != old.channel:
+            self._apply_channel()
+        if view.batch_index != old.batch_index:
+            self._apply_batch_index()
+        if view.max_pixels != old.max_pixels:
+            self._refresh(reset_view=False)
 
     def prime(self, out: torch.Tensor, display: LayerDisplay) -> None:
         """Takes stats and pixels prepared by the run's worker for ``out``; used if they still match."""
@@ -541,7 +626,8 @@ class FeatureView(QtWidgets.QWidget):
             return
         self._drawn = None
         self.grid.clear()
-        self.channel_view.clear()
+        if self._built(self._channel_part):
+            self.channel_view.clear()
         self.message_label.setText(f"Preparing {r.name} ({r.type}, output {_shape_text(r.output.shape)})…")
         self.message_label.setStyleSheet("")
         self.stack.setCurrentIndex(_PAGE_MESSAGE)
@@ -665,17 +751,15 @@ class FeatureView(QtWidgets.QWidget):
         for w in (self.mode_combo, self.norm_combo, self.cmap_combo, self.channel_spin):
             w.setEnabled(maps)
         if maps:
-            self.channel_spin.blockSignals(True)
-            self.channel_spin.setRange(0, out.shape[1] - 1)
-            self.channel_spin.blockSignals(False)
+            with qt_signals_blocked(self.channel_spin):
+                self.channel_spin.setRange(0, out.shape[1] - 1)
         self._sync_spin()
         self._update_info()
 
     def _sync_spin(self) -> None:
         if self.channel_spin.value() != self._selected_channel:
-            self.channel_spin.blockSignals(True)
-            self.channel_spin.setValue(self._selected_channel)
-            self.channel_spin.blockSignals(False)
+            with qt_signals_blocked(self.channel_spin):
+                self.channel_spin.setValue(self._selected_channel)
 
     def _update_info(self) -> None:
         r = self._result

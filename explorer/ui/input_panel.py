@@ -1,5 +1,9 @@
 """The input: what is loaded (image, sample, CIFAR-10 batch), stepping through batches and their
-images, and how the stack's input block converts it (grayscale/RGB, resize)."""
+images, and how the stack's input block converts it (grayscale/RGB, resize).
+
+It renders the session state (the last run's input, the batch item) and writes the user's choices
+back to it (the input asked for, the batch item); the stack's input block goes to the document
+through ``input_spec_edited``."""
 
 from __future__ import annotations
 
@@ -12,7 +16,10 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QGridLayout, QHBoxLayout, Q
 from explorer.core.input_source import InputSource
 from explorer.core.inputs import InputBatch, list_samples
 from explorer.core.render import render_input_image
+from explorer.core.session import LastRun
 from explorer.core.stack import InputSpec
+from explorer.ui.qt_signals import qt_signals_blocked
+from explorer.ui.session_state import SessionState
 from explorer.ui.spin_boxes import CheckedSpinBox
 
 
@@ -65,17 +72,14 @@ class ElidedLabel(QLabel):
 
 
 class InputPanel(QWidget):
-    source_requested = Signal(object)          # InputSource
     input_spec_edited = Signal(object)         # InputSpec
-    batch_item_changed = Signal(int)
     open_image_requested = Signal()
     open_cifar_requested = Signal()
 
-    def __init__(self, parent: QWidget | None = None):
+    def __init__(self, state: SessionState | None = None, parent: QWidget | None = None):
         super().__init__(parent)
-        self.source: InputSource | None = None
-        self.batch: InputBatch | None = None
-        self._updating = False
+        self.state = state if state is not None else SessionState(parent=self)
+        self._shown_batch: InputBatch | None = None     # the batch the picture was drawn from
 
         self.view = pg.GraphicsLayoutWidget()
         self.view.setMinimumSize(120, 120)
@@ -132,7 +136,7 @@ class InputPanel(QWidget):
         self.item_spin.setRange(0, 0)
         self.item_spin.setToolTip("Which image of the batch the feature maps show.")
         self.item_of = QLabel("of 1")
-        self.item_spin.valueChanged.connect(self._item_changed)
+        self.item_spin.valueChanged.connect(self._item_edited)
         item_row, _, _ = _step_row("Image", self.item_spin, "item")
         item_row.addWidget(self.item_of)
 
@@ -207,50 +211,73 @@ class InputPanel(QWidget):
         layout.addLayout(spec_row)
         layout.addWidget(self.error_label)
 
-    # ---------------------------------------------------------------- from the window
-    def set_input_spec(self, spec: InputSpec) -> None:
-        self._updating = True
-        self.channels_combo.setCurrentIndex(0 if (spec.channels or 3) == 3 else 1)
-        self.resize_check.setChecked(spec.size is not None)
-        if spec.size is not None:
-            self.resize_h.setValue(spec.size[0])
-            self.resize_w.setValue(spec.size[1])
-        self._updating = False
+        self.state.last_run_changed.connect(self._run_changed)
+        self.state.batch_item_changed.connect(self._batch_item_changed)
+        if self.state.last_run is not None:
+            self._run_changed(self.state.last_run)
 
-    def set_batch(self, batch: InputBatch, source: InputSource, batch_count: int | None = None) -> None:
-        same = batch is self.batch
-        self.batch, self.source = batch, source
-        self._updating = True
-        n = int(batch.tensor.shape[0])
-        self.item_spin.setRange(0, max(0, n - 1))
-        self.item_of.setText(f"of {n}")
-        self.item_row.setVisible(n > 1)      # a single image has nothing to step through
-        is_cifar = source.kind == "cifar"
-        self.cifar_box.setVisible(is_cifar)
-        if is_cifar:
-            self.split_combo.setCurrentText(source.split)
-            self.batch_size_spin.setValue(source.batch_size)
-            count = batch_count or source.batch_index + 1
-            self.batch_spin.setRange(0, count - 1)
-            self.batch_spin.setValue(source.batch_index)
-            self.batch_of.setText(f"of {count}")
-        if source.kind == "sample":
-            self.sample_combo.setCurrentIndex(max(0, self.sample_combo.findData(source.name)))
-        else:
-            self.sample_combo.setCurrentIndex(0)
-        self._updating = False
-        shape = "×".join(str(s) for s in batch.tensor.shape)
-        self.source_label.setText(f"{source.describe()} · [{shape}]")
-        self.source_label.setToolTip(f"{self.source_label.full_text()}\n{batch.source}")
-        if not same:   # every run answers with its input; redraw only a new one
-            self._show_item()
+    # ---------------------------------------------------------------- what it shows
+    @property
+    def source(self) -> InputSource | None:
+        """The input shown (the last finished run's)."""
+        return self.state.source
+
+    @property
+    def batch(self) -> InputBatch | None:
+        return self.state.batch
 
     @property
     def batch_item(self) -> int:
-        return self.item_spin.value()
+        return self.state.batch_item
 
     def set_batch_item(self, index: int) -> None:
+        """As if the user stepped to image ``index`` (the spin box refuses what is out of range)."""
         self.item_spin.setValue(index)
+
+    def set_input_spec(self, spec: InputSpec) -> None:
+        with qt_signals_blocked(self.channels_combo, self.resize_check, self.resize_h, self.resize_w):
+            self.channels_combo.setCurrentIndex(0 if (spec.channels or 3) == 3 else 1)
+            self.resize_check.setChecked(spec.size is not None)
+            if spec.size is not None:
+                self.resize_h.setValue(spec.size[0])
+                self.resize_w.setValue(spec.size[1])
+        self._enable_resize(spec.size is not None)
+
+    def _run_changed(self, run: LastRun | None) -> None:
+        if run is None:
+            return
+        batch, source = run.batch, run.source
+        n = int(batch.tensor.shape[0])
+        with qt_signals_blocked(self.item_spin, self.split_combo, self.batch_size_spin, self.batch_spin,
+                                self.sample_combo):
+            self.item_spin.setRange(0, max(0, n - 1))
+            self.item_of.setText(f"of {n}")
+            self.item_row.setVisible(n > 1)      # a single image has nothing to step through
+            is_cifar = source.kind == "cifar"
+            self.cifar_box.setVisible(is_cifar)
+            if is_cifar:
+                self.split_combo.setCurrentText(source.split)
+                self.batch_size_spin.setValue(source.batch_size)
+                count = run.batch_count or source.batch_index + 1
+                self.batch_spin.setRange(0, count - 1)
+                self.batch_spin.setValue(source.batch_index)
+                self.batch_of.setText(f"of {count}")
+            if source.kind == "sample":
+                self.sample_combo.setCurrentIndex(max(0, self.sample_combo.findData(source.name)))
+            else:
+                self.sample_combo.setCurrentIndex(0)
+        shape = "×".join(str(s) for s in batch.tensor.shape)
+        self.source_label.setText(f"{source.describe()} · [{shape}]")
+        self.source_label.setToolTip(f"{self.source_label.full_text()}\n{batch.source}")
+        if self.item_spin.value() != self.state.batch_item:
+            self.state.batch_item = self.item_spin.value()    # a smaller batch: its last image (drawn below)
+        if batch is not self._shown_batch:   # every run answers with its input; redraw only a new one
+            self._show_item()
+
+    def _batch_item_changed(self, index: int) -> None:
+        with qt_signals_blocked(self.item_spin):
+            self.item_spin.setValue(index)
+        self._show_item()
 
     # ---------------------------------------------------------------- internals
     def _refused(self, sentence: str) -> None:
@@ -263,12 +290,13 @@ class InputPanel(QWidget):
             self.error_label.clear()
 
     def _show_item(self) -> None:
-        if self.batch is None:
+        batch = self._shown_batch = self.batch
+        if batch is None:
             return
-        i = min(self.item_spin.value(), int(self.batch.tensor.shape[0]) - 1)
-        picture = self.batch.previews.get(i)      # made by the run's worker where the batch was loaded
+        i = min(self.item_spin.value(), int(batch.tensor.shape[0]) - 1)
+        picture = batch.previews.get(i)           # made by the run's worker where the batch was loaded
         if picture is None:                        # another item of a batch: small (CIFAR is 32×32)
-            picture = render_input_image(self.batch.tensor[i])
+            picture = render_input_image(batch.tensor[i])
         picture = np.ascontiguousarray(picture)
         self.image_item.setImage(picture, levels=(0, 255), autoLevels=False)
         self.view_box.autoRange(padding=0)
@@ -278,29 +306,29 @@ class InputPanel(QWidget):
             self.class_label.setText("")
         self.class_label.setVisible(bool(self.batch.classes))
 
-    def _item_changed(self, index: int) -> None:
-        self._show_item()
-        if not self._updating:
-            self.batch_item_changed.emit(index)
+    def _item_edited(self, index: int) -> None:
+        self.state.batch_item = index          # drawn when the state says so (_batch_item_changed)
 
     def _sample_chosen(self, row: int) -> None:
         name = self.sample_combo.itemData(row)
         if name:
-            self.source_requested.emit(InputSource.sample(name))
+            self.state.requested_source = InputSource.sample(name)
 
     def _cifar_changed(self, reset_batch: bool = False) -> None:
-        if self._updating or self.source is None or self.source.kind != "cifar":
+        if self.source is None or self.source.kind != "cifar":
             return
         index = 0 if reset_batch else self.batch_spin.value()
-        self.source_requested.emit(self.source.with_batch(index, self.batch_size_spin.value(), self.split_combo.currentText()))
+        self.state.requested_source = self.source.with_batch(index, self.batch_size_spin.value(),
+                                                             self.split_combo.currentText())
 
-    def _resize_toggled(self, on: bool) -> None:
+    def _enable_resize(self, on: bool) -> None:
         self.resize_h.setEnabled(on)
         self.resize_w.setEnabled(on)
+
+    def _resize_toggled(self, on: bool) -> None:
+        self._enable_resize(on)
         self._spec_edited()
 
     def _spec_edited(self) -> None:
-        if self._updating:
-            return
         size = (self.resize_h.value(), self.resize_w.value()) if self.resize_check.isChecked() else None
         self.input_spec_edited.emit(InputSpec(self.channels_combo.currentData(), size))

@@ -20,8 +20,8 @@ from explorer.core.editing import earlier_pool_names
 from explorer.core.layers import (LAYER_TYPES, Arg, LayerArgError, LayerSpec, build_module, check_args, exclusive_with,
                                   unset_arg_fallback)
 from explorer.ui.document import StackDocument
-from explorer.ui.arg_editors import (ERROR_STYLE, ArgEditor, OptionalEditor, arg_tooltip, label_text, make_editor,
-                                     qt_signals_blocked)
+from explorer.ui.arg_editors import ERROR_STYLE, ArgEditor, OptionalEditor, arg_tooltip, label_text, make_editor
+from explorer.ui.qt_signals import qt_signals_blocked
 from explorer.ui.spin_boxes import CheckedSpinBox
 
 FORMS_KEPT = 8      # built forms kept for their layer type besides the one shown
@@ -158,7 +158,7 @@ class LayerForm(QWidget):
                     self._with_error(self.name_edit, self.name_error, content))
 
         self.indices_combo = None
-        if spec.type == "MaxUnpool2d":
+        if spec.layer_type.takes_indices:
             self.indices_combo = QComboBox(content)
             self.indices_combo.setObjectName("indicesFromCombo")
             tip = "The earlier MaxPool2d whose recorded maximum positions this layer puts the values back to."

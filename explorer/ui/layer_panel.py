@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QApplication, QHBoxLayout, QLi
 from explorer.core.layers import CATEGORIES, LAYER_TYPES, describe, types_by_category
 from explorer.core.shapes import ShapeRow
 from explorer.ui.document import StackDocument
+from explorer.ui.session_state import SessionState
 
 ERROR_COLOR = QColor("#d0312d")
 MIME_TYPE = "application/x-feature-map-explorer-layer-row"
@@ -337,14 +338,16 @@ class LayerListView(QListView):
 class LayerPanel(QWidget):
     """The layer list with Add / Remove / Duplicate / Move buttons.
 
-    ``set_shapes(rows)`` and ``set_run_errors(errors)`` feed it what shape inference and the last
-    run found; ``message`` carries a sentence for the status bar when the document refuses an edit."""
+    Given the session state, it shows the state's shape rows as they change; ``set_shapes(rows)``
+    sets them by hand, and ``set_run_errors(errors)`` feeds it what the last run found. ``message``
+    carries a sentence for the status bar when the document refuses an edit."""
 
     message = Signal(str)
 
-    def __init__(self, document: StackDocument, parent: QWidget | None = None):
+    def __init__(self, document: StackDocument, state: SessionState | None = None, parent: QWidget | None = None):
         super().__init__(parent)
         self.document = document
+        self.state = state
         self._syncing = False
 
         self.model = LayerListModel(document, self)
@@ -426,8 +429,14 @@ class LayerPanel(QWidget):
 
         document.changed.connect(self._document_changed)
         document.selection_changed.connect(self._selection_changed)
+        if state is not None:
+            state.shapes_changed.connect(self._shapes_changed)
+            self.model.set_shapes(state.shape_rows)
         self._document_changed(0)
         self._selection_changed(document.selected)
+
+    def _shapes_changed(self) -> None:
+        self.set_shapes(self.state.shape_rows)
 
     # ------------------------------------------------------------ API for the window
     def set_shapes(self, rows: list[ShapeRow]) -> None:

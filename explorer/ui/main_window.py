@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -19,16 +18,18 @@ from explorer.core.examples import examples, load_example
 from explorer.core.export import export_run
 from explorer.core.input_source import InputSource
 from explorer.core.layers import CATEGORIES, LAYER_TYPES
-from explorer.core.shapes import infer_shapes
+from explorer.core.session import LastRun
 from explorer.core.stack import Stack, StackError, load_stack, save_stack
 from explorer.ui import dialogs
 from explorer.ui.autosave_controller import AutosaveController
 from explorer.ui.document import HISTORY_BYTES, StackDocument
 from explorer.ui.reaper import release_later
+from explorer.ui.session_state import SessionState
 from explorer.ui.feature_view import FeatureView
 from explorer.ui.input_panel import InputPanel
 from explorer.ui.kernel_editor import KernelEditor
 from explorer.ui.probe_panel import ProbePanel
+from explorer.ui.qt_signals import qt_signals_blocked
 from explorer.ui.recent_files import RecentFiles
 from explorer.ui.layer_form import LayerForm
 from explorer.ui.layer_panel import LayerPanel
@@ -70,11 +71,10 @@ class MainWindow(QMainWindow):
         # shape inference and form refreshes that follow on this thread.
         self.document.changed.connect(lambda _first: self._submit())
         self.runner = RunController(self)
-        self.device = str(resolve_device(device))
-        self.source: InputSource | None = None           # the input shown now
-        self.requested_source = source or InputSource.sample("astronaut")
-        self.batch = None
-        self.result = None
+        # Everything the views show comes from here (input, device, view settings, last run); created
+        # after the connection above, so its shape inference follows the worker's submit.
+        self.state = SessionState(self.document, self, requested_source=source or InputSource.sample("astronaut"),
+                                  device=str(resolve_device(device)))
         self.last_run_ms: float | None = None
         self._submitted_at = 0.0
         self._model_view_stale = True
@@ -99,7 +99,7 @@ class MainWindow(QMainWindow):
 
     # ---------------------------------------------------------------- building
     def _build_widgets(self) -> None:
-        self.layer_panel = LayerPanel(self.document)
+        self.layer_panel = LayerPanel(self.document, self.state)
         self.layer_form = LayerForm(self.document)
         left = QSplitter(Qt.Vertical)
         left.setObjectName("leftSplitter")
@@ -120,18 +120,18 @@ class MainWindow(QMainWindow):
         self.layers_dock.setMinimumWidth(300)
         self.addDockWidget(Qt.LeftDockWidgetArea, self.layers_dock)
 
-        self.input_panel = InputPanel()
+        self.input_panel = InputPanel(self.state)
         self.input_dock = QDockWidget("Input", self)
         self.input_dock.setObjectName("inputDock")
         self.input_dock.setWidget(self.input_panel)
         self.addDockWidget(Qt.RightDockWidgetArea, self.input_dock)
-        self.probe_panel = ProbePanel()
+        self.probe_panel = ProbePanel(self.state)
         self.probe_dock = QDockWidget("Look inside a pixel", self)
         self.probe_dock.setObjectName("probeDock")
         self.probe_dock.setWidget(self.probe_panel)
         self.addDockWidget(Qt.RightDockWidgetArea, self.probe_dock)
 
-        self.feature_view = FeatureView()
+        self.feature_view = FeatureView(self.state)
         self.banner = QLabel("")
         self.banner.setObjectName("banner")
         self.banner.setWordWrap(True)
@@ -278,9 +278,11 @@ class MainWindow(QMainWindow):
         doc.history_trimmed.connect(lambda n: self.show_message(
             f"Undo history over {HISTORY_BYTES // 2**20} MB: the oldest {n} step{'s' if n > 1 else ''} can no longer be undone."))
         self.runner.finished.connect(self._run_finished)
-        self.runner.finished.connect(self.probe_panel.set_run)
+        self.state.requested_source_changed.connect(lambda _: self._submit())
+        self.state.device_changed.connect(lambda _: (self._update_device_label(), self._submit()))
+        self.state.shapes_changed.connect(self._shapes_changed)
         self.feature_view.channel_view.pixel_hovered.connect(
-            lambda x, y: self.probe_panel.probe_pixel(self._selected_name(), self.feature_view.batch_index,
+            lambda x, y: self.probe_panel.probe_pixel(self._selected_name(), self.state.batch_item,
                                                       self.feature_view.selected_channel, x, y))
         doc.selection_changed.connect(lambda _: self.probe_panel.clear())
         self.feature_view.channel_selected.connect(self.kernel_editor.follow_channel)
@@ -288,11 +290,8 @@ class MainWindow(QMainWindow):
         self.runner.progress.connect(self._run_progress)
         self.runner.busy_changed.connect(self._busy_changed)
         self.layer_panel.message.connect(self.show_message)
-        if hasattr(self.layer_form, "message"):
-            self.layer_form.message.connect(self.show_message)
-        self.input_panel.source_requested.connect(self.set_source)
+        self.layer_form.message.connect(self.show_message)
         self.input_panel.input_spec_edited.connect(lambda spec: doc.set_input_spec(spec.channels, spec.size))
-        self.input_panel.batch_item_changed.connect(self.feature_view.set_batch_index)
         self.input_panel.open_image_requested.connect(self.open_image_dialog)
         self.input_panel.open_cifar_requested.connect(self.open_cifar_folder_dialog)
         self.shapes_view.layer_clicked.connect(doc.select)
@@ -301,38 +300,38 @@ class MainWindow(QMainWindow):
         self.model_view.code_copied.connect(lambda _: self.show_message("PyTorch code copied to the clipboard."))
 
     # ---------------------------------------------------------------- the flow: edit → run → views
-    def _input_shape(self) -> tuple[int, ...]:
-        spec = self.document.stack.input
-        if self.batch is None:
-            return (1, spec.channels or 3, *(spec.size or (224, 224)))
-        n, c, h, w = self.batch.tensor.shape
-        if self.source is not None and self.source.kind == "cifar":
-            return (n, spec.channels or 3, h, w)
-        return (n, spec.channels or 3, *(spec.size or (h, w)))
+    # The session's facts, for the launchers, the about box and tests; the state holds them.
+    @property
+    def device(self) -> str:
+        return self.state.device
 
-    def _update_shapes(self) -> None:
-        shape = self._input_shape()
-        self.document.input_shape = shape
-        # Hand-set weights (the kernel editor, every keystroke) never change a shape: skip the ~20 ms
-        # inference when only `state` changed.
-        stack = self.document.stack
-        key = (shape, stack.mode, [(l.type, l.name, repr(l.args), l.enabled, l.indices_from) for l in stack.layers])
-        if key == getattr(self, "_shapes_key", None):
-            return
-        self._shapes_key = key
-        rows = infer_shapes(self.document.stack, shape)
-        self.layer_panel.set_shapes(rows)
-        self.shapes_view.set_rows(rows, len(self.document.stack.layers), problems=self.layer_panel.problems())
+    @property
+    def requested_source(self) -> InputSource | None:
+        return self.state.requested_source
+
+    @property
+    def source(self) -> InputSource | None:
+        return self.state.source
+
+    @property
+    def batch(self):
+        return self.state.batch
+
+    @property
+    def result(self):
+        return self.state.result
+
+    def _shapes_changed(self) -> None:
+        self.shapes_view.set_rows(self.state.shape_rows, len(self.document.stack.layers),
+                                  problems=self.layer_panel.problems())
 
     def _stack_changed(self, first_index: int) -> None:
         stack = self.document.stack
-        self._update_shapes()
         self.shapes_view.set_problems(self.layer_panel.problems())   # run errors of changed layers are gone
         self._update_model_view()
         self.input_panel.set_input_spec(stack.input)
-        self.train_action.blockSignals(True)
-        self.train_action.setChecked(stack.mode == "train")
-        self.train_action.blockSignals(False)
+        with qt_signals_blocked(self.train_action):
+            self.train_action.setChecked(stack.mode == "train")
         self._update_title()
 
     def _selected_name(self) -> str:
@@ -349,15 +348,14 @@ class MainWindow(QMainWindow):
 
     def _submit(self) -> None:
         self._submitted_at = time.perf_counter()
-        view = replace(self.feature_view.view_settings(), batch_index=self.input_panel.batch_item)
-        self.runner.submit(self.document.stack, self.requested_source, self.device, self.document.selected, view)
+        state = self.state
+        self.runner.submit(self.document.stack, state.requested_source, state.device, self.document.selected, state.view)
 
     def _run_finished(self, reply: RunReply) -> None:
         if reply.input_error:
             self.show_problem(reply.input_error)
             if self.source is not None and reply.request.source != self.source:
-                self.requested_source = self.source      # keep the previous input
-                self._submit()
+                self.state.requested_source = self.source      # keep the previous input (runs it)
             elif self.result is None:                    # nothing to fall back on: say so in the view
                 self._input_problem = (f"There is no input to run the stack on. {reply.input_error} "
                                        "Open an image, pick a sample or drop a file on the window.")
@@ -377,13 +375,15 @@ class MainWindow(QMainWindow):
             self._run_failed = False
             self.banner.setVisible(False)
         source_changed = reply.request.source != self.source
-        shape_before = self._input_shape()
+        previous = self.state.last_run
+        # The input panel, the probe panel and the shape rows follow the state from here.
+        self.state.last_run = LastRun(reply.request.stack, reply.request.source, reply.batch, reply.result,
+                                      reply.batch_count)
         # The previous result can be gigabytes: freed on the reaper's thread, not this one.
-        release_later(self.result)
-        self.source, self.batch, self.result = reply.request.source, reply.batch, reply.result
+        release_later(previous)
+        del previous
         if source_changed and not reply.error:
             self.banner.setVisible(False)
-        self.input_panel.set_batch(reply.batch, reply.request.source, reply.batch_count)
         self.last_run_ms = (time.perf_counter() - self._submitted_at) * 1000
         errors = {r.index: r.error for r in reply.result.layers if r.error}
         self.layer_panel.set_run_errors(errors)
@@ -391,8 +391,6 @@ class MainWindow(QMainWindow):
         display = reply.display
         if display is not None and display.layer_index < len(reply.result.layers):
             self.feature_view.prime(reply.result.layers[display.layer_index].output, display)
-        if self._input_shape() != shape_before:      # a new input size: shapes were inferred for the old one
-            self._update_shapes()
         self._selection_changed(self.document.selected)
         computed = len(reply.result.computed)
         self.time_status.setText(f"Ran {len(reply.result.layers)} layers in {reply.result.seconds * 1000:.1f} ms "
@@ -422,12 +420,13 @@ class MainWindow(QMainWindow):
                 return
         classes = self.batch.class_names if self.batch is not None else None
         self.feature_view.set_layer(result, classes)
-        self.feature_view.set_batch_index(self.input_panel.batch_item)
 
     # ---------------------------------------------------------------- inputs
     def set_source(self, source: InputSource) -> None:
-        self.requested_source = source
-        self._submit()
+        if source == self.state.requested_source:
+            self._submit()                 # asked again (a file fixed on disk): run again
+        else:
+            self.state.requested_source = source
 
     def open_image_dialog(self) -> None:
         path = dialogs.open_file(self, "Open image", self._last_folder("image"), dialogs.IMAGE_FILTER)
@@ -490,12 +489,9 @@ class MainWindow(QMainWindow):
 
     def set_device(self, name: str) -> None:
         try:
-            self.device = str(resolve_device(name))
+            self.state.device = str(resolve_device(name))
         except Exception as e:
             self.show_problem(str(e))
-            return
-        self._update_device_label()
-        self._submit()
 
     def _update_device_label(self) -> None:
         self.device_status.setText(f"Device: {device_label(torch.device(self.device))}")

@@ -3,8 +3,8 @@ AvgPool2d or MaxUnpool2d output in the large channel view: this panel shows the 
 around the window the pixel reads (window outlined, every tap marked), and the window's values,
 the kernel, their products and the sum plus bias, which equals the value under the cursor.
 
-It works from the last finished run and the stack that run used, so what it explains is what is on
-screen. Probing one pixel is small: only the window is copied off the device (explorer.core.probe)."""
+It works from the session state's last finished run and the stack that run used, so what it explains
+is what is on screen. Probing one pixel is small: only the window is copied off the device (explorer.core.probe)."""
 
 from __future__ import annotations
 
@@ -14,12 +14,13 @@ import numpy as np
 import pyqtgraph as pg
 import torch
 from PySide6.QtCore import QRectF, Qt
-from PySide6.QtWidgets import (QGraphicsRectItem, QHBoxLayout, QLabel, QScrollArea, QSpinBox, QVBoxLayout,
-                               QWidget)
+from PySide6.QtWidgets import QGraphicsRectItem, QHBoxLayout, QLabel, QScrollArea, QVBoxLayout, QWidget
 
 from explorer.core.colormaps import get_lut
 from explorer.core.kernels import layer_parameters
-from explorer.core.probe import PROBED_TYPES, Probe, ProbeError, probe_layer
+from explorer.core.probe import NEEDS_WEIGHTS, ON_OUTPUT, PROBED_TYPES, Probe, ProbeError, probe_layer
+from explorer.ui.qt_signals import qt_signals_blocked
+from explorer.ui.session_state import SessionState
 from explorer.ui.spin_boxes import CheckedSpinBox
 
 HINT = ("Hover a pixel of a Conv2d, ConvTranspose2d, MaxPool2d, AvgPool2d or MaxUnpool2d output in the large "
@@ -57,11 +58,12 @@ def _table(values: np.ndarray, inside: np.ndarray | None = None, bold: tuple[int
 
 
 class ProbePanel(QWidget):
-    def __init__(self, parent: QWidget | None = None):
+    def __init__(self, state: SessionState | None = None, parent: QWidget | None = None):
         super().__init__(parent)
         self.setObjectName("probePanel")
+        self.state = state if state is not None else SessionState(parent=self)
         self.current: Probe | None = None
-        self._run = None                     # (stack, result, batch tensor) of the last finished run
+        self._picture_source: torch.Tensor | None = None   # what the picture of the current probe shows
         self._last: tuple[int, int, int, int, int] | None = None   # layer, batch, channel, x, y
 
         self.title = QLabel(HINT, self)
@@ -137,14 +139,12 @@ class ProbePanel(QWidget):
         layout.addWidget(self.title)
         layout.addWidget(self.body, 1)
         self.clear()
+        self.state.last_run_changed.connect(self._run_changed)
 
-    # ------------------------------------------------------------ input from the window
-    def set_run(self, reply) -> None:
-        """A finished run (RunReply): what later hovers explain. Re-explains the last pixel, so the
-        panel follows edits while the mouse rests."""
-        if reply.result is None or reply.batch is None:
-            return
-        self._run = (reply.request.stack, reply.result, reply.batch.tensor)
+    # ------------------------------------------------------------ input from the state
+    def _run_changed(self, _run) -> None:
+        """A finished run is what later hovers explain. Re-explains the last pixel, so the panel
+        follows edits while the mouse rests."""
         if self._last is not None and self.current is not None:
             self.probe_pixel(*self._last)
 
@@ -161,9 +161,10 @@ class ProbePanel(QWidget):
         keeps the last one."""
         if x < 0 or y < 0:
             return self.current
-        if self._run is None:
+        run = self.state.last_run
+        if run is None:
             return None
-        stack, result, source = self._run
+        stack, result, source = run.stack, run.result, run.batch.tensor
         requested = layer_index
         if isinstance(layer_index, str):
             names = stack.names()
@@ -189,9 +190,9 @@ class ProbePanel(QWidget):
             return None
         layer_input = source if layer_index == 0 else result.layers[layer_index - 1].output
         try:
-            params = layer_parameters(spec, stack.seed) if spec.type in ("Conv2d", "ConvTranspose2d") else None
+            params = layer_parameters(spec, stack.seed) if spec.layer_type.probe in NEEDS_WEIGHTS else None
             pool_indices = None
-            if spec.type == "MaxUnpool2d":
+            if spec.layer_type.takes_indices:
                 pool = next((r for r in result.layers if r.name == spec.indices_from), None)
                 pool_indices = pool.indices if pool is not None else None
             probe = probe_layer(spec.type, spec.full_args(), params, layer_input, layer.output, batch, channel, y, x,
@@ -199,7 +200,7 @@ class ProbePanel(QWidget):
         except ProbeError as e:
             self.clear(str(e))
             return None
-        self._show(probe, spec.name, layer_input if spec.type != "MaxUnpool2d" else layer.output)
+        self._show(probe, spec.name, layer.output if spec.layer_type.probe in ON_OUTPUT else layer_input)
         return probe
 
     # ------------------------------------------------------------ drawing
@@ -210,12 +211,10 @@ class ProbePanel(QWidget):
         self.title.setText(f"{name} ({p.layer_type}) · channel {p.channel} · row {p.y}, column {p.x} "
                            f"= {_num(p.output_value)}")
         first_shown = p.in_channels[0]
-        with_signals = self.channel_spin.signalsBlocked()
-        self.channel_spin.blockSignals(True)
-        self.channel_spin.setRange(p.in_channels[0], p.in_channels[-1])
-        if not (p.in_channels[0] <= self.channel_spin.value() <= p.in_channels[-1]):
-            self.channel_spin.setValue(first_shown)
-        self.channel_spin.blockSignals(with_signals)
+        with qt_signals_blocked(self.channel_spin):
+            self.channel_spin.setRange(p.in_channels[0], p.in_channels[-1])
+            if not (p.in_channels[0] <= self.channel_spin.value() <= p.in_channels[-1]):
+                self.channel_spin.setValue(first_shown)
         self.channel_spin.setEnabled(len(p.in_channels) > 1)
         self._draw_input()
         self.details.setText(self._details_html(p))

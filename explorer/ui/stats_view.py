@@ -15,8 +15,6 @@ from PySide6 import QtCore, QtWidgets
 from explorer.core.stats import LayerStats
 from explorer.ui.fonts import fixed_font
 
-pg.setConfigOptions(imageAxisOrder="row-major")
-
 # Colours shared by the layer views (readable on pyqtgraph's default black).
 ACCENT = "#ffc400"          # selection / highlight
 POSITIVE = "#4f9be8"        # bars and histogram
@@ -105,7 +103,7 @@ class StatsView(QtWidgets.QWidget):
         left.addStretch(1)
         outer.addLayout(left, 0)
 
-        self.plot = pg.PlotWidget()
+        self.plot = pg.PlotWidget(enableMenu=False)      # its context menu is not even built
         self.plot.setObjectName("statsHistogram")
         self.plot.setMinimumSize(160, 70)
         self.plot.setMenuEnabled(False)

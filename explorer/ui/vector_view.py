@@ -18,8 +18,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 
 from explorer.ui.stats_view import ACCENT, NEGATIVE, POSITIVE, format_count, format_value
 from explorer.ui.fonts import fixed_font
-
-pg.setConfigOptions(imageAxisOrder="row-major")
+from explorer.ui.deferred import LazyMenuViewBox
 
 MAX_BARS = 2000
 
@@ -77,7 +76,7 @@ class VectorView(QtWidgets.QWidget):
         self.title.setContentsMargins(4, 0, 4, 0)
         layout.addWidget(self.title)
 
-        self.plot_widget = pg.PlotWidget()
+        self.plot_widget = pg.PlotWidget(viewBox=LazyMenuViewBox())
         self.plot_widget.setObjectName("vectorPlot")
         self.plot_widget.setMinimumSize(220, 140)
         self.plot = self.plot_widget.getPlotItem()

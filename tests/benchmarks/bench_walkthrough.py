@@ -229,6 +229,103 @@ def bench_memory(device: torch.device) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+# ---------------------------------------------------------------- GUI thread (issue #9: the open stall)
+STALL_MS = 100.0      # a heartbeat gap over this is a stall (issue #9's target)
+
+
+def bench_gui(device: str, models: list[str], repeats: int) -> bool:
+    """Opens and closes walkthrough windows (random weights) as the Models menu does, with
+    bench_explorer's 10 ms heartbeat on the GUI thread: the worst gap while a window is built, shown,
+    captured in the background and its first stage drawn; then while it closes. Beside it, what the
+    same widgets would cost built all at once on the GUI thread (the way the window used to open)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_explorer import StallWatch, wait_events
+    from PySide6.QtCore import QSettings
+    from explorer.core.input_source import InputSource
+    from explorer.ui.app import make_application
+    from explorer.ui.gc_collector import freeze_startup_objects
+    from explorer.ui.walkthrough.window import WalkthroughWindow
+
+    class Watch(StallWatch):
+        """StallWatch, plus the GUI thread's own CPU time between two ticks: on a loaded machine the
+        wall-clock gap includes time the thread waited for a core, this does not."""
+
+        def __init__(self):
+            self.cpu_last, self.worst_cpu = time.thread_time(), 0.0
+            super().__init__()
+
+        def reset(self) -> None:
+            super().reset()
+            self.cpu_last, self.worst_cpu = time.thread_time(), 0.0
+
+        def _tick(self) -> None:
+            now = time.thread_time()
+            self.worst_cpu = max(self.worst_cpu, (now - self.cpu_last) * 1000)
+            self.cpu_last = now
+            super()._tick()
+
+    make_application()
+    settings = QSettings(str(Path(os.environ.get("TMPDIR", "/tmp")) / "bench_walkthrough.ini"), QSettings.IniFormat)
+    eager_ms = eager_widgets_ms()
+    freeze_startup_objects()        # as the app does once its window is up
+    print(f"{'model':<8} {'worst gap: open':>16} {'close':>8}   {'GUI CPU: open':>14} {'close':>7}  "
+          f"{'open->drawn':>11}  target (every gap <= {STALL_MS:.0f} ms); worst stall's place")
+    ok = True
+    for name in models:
+        opens, closes, cpu_opens, cpu_closes, totals, where = [], [], [], [], [], "none"
+        for i in range(repeats + 1):             # the first opening imports and warms up: not counted
+            watch = Watch()
+            wait_events(100)
+            watch.reset()
+            t0 = time.perf_counter()
+            walk = WalkthroughWindow(name, source=InputSource.sample("cat"), device=device, weights="random",
+                                     settings=settings)
+            walk.resize(1380, 900)
+            walk.show()
+            if not walk.wait_until_idle(600_000):
+                raise RuntimeError(f"the {name} walkthrough did not finish")
+            total = time.perf_counter() - t0
+            wait_events(300)
+            open_gap, open_where, open_cpu = watch.worst, watch.worst_stall(), watch.worst_cpu
+            watch.reset()
+            walk.close()
+            wait_events(500)
+            close_gap, close_where, close_cpu = watch.worst, watch.worst_stall(), watch.worst_cpu
+            watch.stop()
+            if i == 0:
+                continue
+            opens.append(open_gap)
+            closes.append(close_gap)
+            cpu_opens.append(open_cpu)
+            cpu_closes.append(close_cpu)
+            totals.append(total)
+            if open_where != "none" or close_where != "none":
+                where = open_where if open_where != "none" else close_where
+        worst = max(opens + closes)
+        ok &= worst <= STALL_MS
+        print(f"{name:<8} {max(opens):>13.0f} ms {max(closes):>5.0f} ms   {max(cpu_opens):>11.0f} ms "
+              f"{max(cpu_closes):>4.0f} ms  {statistics.median(totals):>9.2f} s  "
+              f"{'ok' if worst <= STALL_MS else 'MISSED'}; {where}")
+    print(f"  (worst of {repeats} openings after one warm-up each, load {os.getloadavg()[0]:.2f}; the alternative: "
+          f"building the window's five plots and its feature view at once takes {eager_ms:.0f} ms on the GUI thread)")
+    return ok
+
+
+def eager_widgets_ms() -> float:
+    """The alternative the window no longer does: every plot widget it can show, built in one go."""
+    from explorer.ui.feature_view import FeatureView
+    from explorer.ui.walkthrough.views import InputImageView, TopClassesView
+    FeatureView(), TopClassesView()          # warm-up: imports, first style polish
+    times = []
+    for _ in range(3):
+        t = time.perf_counter()
+        widgets = [FeatureView(), TopClassesView(), InputImageView("Input"), InputImageView("Normalised")]
+        times.append((time.perf_counter() - t) * 1000)
+        for w in widgets:
+            w.deleteLater()
+    return statistics.median(times)
+
+
 # ---------------------------------------------------------------- report
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -237,6 +334,10 @@ def main(argv=None) -> int:
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--threads", type=int, default=0, help="torch.set_num_threads (default: torch's own)")
     p.add_argument("--skip-memory", action="store_true")
+    p.add_argument("--skip-gui", action="store_true", help="skip the GUI-thread gaps of opening a walkthrough")
+    p.add_argument("--gui-only", action="store_true", help="only the GUI-thread gaps of opening a walkthrough")
+    p.add_argument("--gui-models", default="lenet,vgg16", help="models for the GUI rows (default lenet,vgg16)")
+    p.add_argument("--gui-repeats", type=int, default=3)
     p.add_argument("--memory-child", metavar="DEVICE", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.threads:
@@ -244,6 +345,9 @@ def main(argv=None) -> int:
     if args.memory_child:
         print(json.dumps(memory_child(args.memory_child)))
         return 0
+
+    if args.gui_only:
+        return 0 if bench_gui("cpu", args.gui_models.split(","), args.gui_repeats) else 1
 
     devices = ([torch.device("cpu")] + ([resolve_device("cuda")] if torch.cuda.is_available() else [])
                if args.device == "all" else [resolve_device(args.device)])
@@ -286,6 +390,10 @@ def main(argv=None) -> int:
             print(f"{label[:22]:<22} {mem['model_bytes'] / MB:>6.1f} MB {mem['maps_bytes'] / MB:>7.1f} MB "
                   f"{both / MB:>8.1f} MB {mem['capture_peak'] / MB:>10.1f} MB {ratio:>17.3f}x {bare}  "
                   f"<= {TARGET_MEMORY}x {'ok' if ratio <= TARGET_MEMORY else 'MISSED'}, {mem['method']}")
+    if not args.skip_gui:
+        print()
+        print("Opening a walkthrough window: worst GUI-thread gap (10 ms heartbeat), CPU")
+        ok &= bench_gui("cpu", args.gui_models.split(","), args.gui_repeats)
     print()
     print("all targets met" if ok else "some targets MISSED")
     return 0 if ok else 1

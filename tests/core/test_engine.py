@@ -1,5 +1,5 @@
 """Running stacks: eval and train behaviour, per-layer results, learner messages for failing layers,
-the same errors on meta tensors, incremental re-runs and running out of memory."""
+the same errors as the shape table, incremental re-runs and running out of memory."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from explorer.core.engine import StackRunner, run_on_meta, run_stack
+from explorer.core.engine import StackRunner, run_stack
+from explorer.core.shapes import infer_shapes
 from explorer.core.stack import stack_from_dict
 
 
@@ -224,7 +225,7 @@ def test_failing_layer_stops_the_run_with_a_learner_message(layers, shape, messa
     for earlier in result.layers[:failed]:
         assert earlier.error is None and earlier.output is not None
     # the same message and the same shapes without computing anything
-    meta = run_on_meta(stack, shape)
+    meta = infer_shapes(stack, shape)
     assert [(r.error, r.output_shape) for r in meta] == [(r.error, r.output_shape) for r in result.layers]
 
 
@@ -236,7 +237,7 @@ def test_failing_layer_keeps_the_layers_after_it_out_of_the_result():
     assert result.layers[0].output_shape == (1, 6, 6, 6)
 
 
-# ---------------------------------------------------------------- meta tensors
+# ---------------------------------------------------------------- inferred shapes
 META_STACKS = [
     [CONV, {"type": "ReLU"}, {"type": "MaxPool2d", "args": {"kernel_size": 2}}],
     [{"type": "MaxPool2d", "name": "p", "args": {"kernel_size": 3, "stride": 2, "padding": 1, "ceil_mode": True}},
@@ -252,15 +253,14 @@ META_STACKS = [
 
 @pytest.mark.parametrize("mode", ["eval", "train"])
 @pytest.mark.parametrize("layers", META_STACKS)
-def test_meta_shapes_equal_real_shapes(layers, mode):
+def test_inferred_shapes_equal_real_shapes(layers, mode):
     stack = _stack(*layers, mode=mode)
     x = _rand((2, 3, 11, 11))
     real = run_stack(stack, x, "cpu")
-    meta = run_on_meta(stack, (2, 3, 11, 11))
+    meta = infer_shapes(stack, (2, 3, 11, 11))
     assert real.ok, real.error
     assert [(r.input_shape, r.output_shape, r.params, r.error) for r in meta] == \
            [(r.input_shape, r.output_shape, r.params, r.error) for r in real.layers]
-    assert all(r.output is None or r.output.device.type == "meta" for r in meta)
 
 
 # ---------------------------------------------------------------- incremental re-runs
@@ -476,12 +476,12 @@ def test_torch_function_running_out_of_memory(monkeypatch):
 
 
 def test_the_memory_check_reuses_its_shape_pass_for_weight_edits_only(monkeypatch):
-    """A seed or kernel edit keeps every shape: no second meta pass. A new argument needs one."""
+    """A seed or kernel edit keeps every shape: no second shape pass. A new argument needs one."""
     import explorer.core.engine as engine
     from explorer.core.examples import load_example
     passes = []
-    real = engine.run_on_meta
-    monkeypatch.setattr(engine, "run_on_meta", lambda stack, shape: passes.append(shape) or real(stack, shape))
+    real = engine.infer_shapes
+    monkeypatch.setattr(engine, "infer_shapes", lambda stack, shape: passes.append(shape) or real(stack, shape))
     stack = load_example("default")
     x = torch.rand(1, 3, 32, 32)
     runner = engine.StackRunner("cpu")

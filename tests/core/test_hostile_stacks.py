@@ -18,7 +18,7 @@ from explorer.cli import main
 from explorer.core import engine
 from explorer.core.checks import MAX_OUTPUT_ELEMENTS
 from explorer.core.editing import new_layer
-from explorer.core.engine import StackRunner, estimate_run_bytes, run_on_meta, run_stack
+from explorer.core.engine import StackRunner, estimate_run_bytes, run_stack
 from explorer.core.inputs import DEFAULT_MAX_PIXELS
 from explorer.core.layers import (LAYER_TYPES, LayerArgError, LayerSpec, build_module, check_args, layer_bytes,
                                   param_count, state_shapes)

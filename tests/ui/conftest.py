@@ -45,3 +45,37 @@ def make_window(qtbot, tmp_path, monkeypatch):
     for window in windows:
         window.document.undo_stack.setClean()
         window.close()
+
+
+@pytest.fixture
+def doc():
+    """A small document (conv1, relu1, pool1 on a 32x32 RGB input) for the layer panel and form tests."""
+    from explorer.core.layers import LayerSpec
+    from explorer.core.stack import InputSpec, Stack
+    from explorer.ui.document import StackDocument
+
+    return StackDocument(Stack([
+        LayerSpec("Conv2d", "conv1", {"in_channels": 3, "out_channels": 6, "kernel_size": 3}),
+        LayerSpec("ReLU", "relu1"),
+        LayerSpec("MaxPool2d", "pool1", {"kernel_size": 2}),
+    ], input=InputSpec(size=(32, 32))))
+
+
+@pytest.fixture
+def state(doc):
+    """The session state over ``doc``, as the window has it (nothing has run: shapes for the input block)."""
+    from explorer.ui.session_state import SessionState
+    return SessionState(doc)
+
+
+@pytest.fixture
+def panel(qtbot, doc, state):
+    """The layer list over ``doc``, showing the state's shape rows as the window does."""
+    from explorer.ui.layer_panel import LayerPanel
+
+    p = LayerPanel(doc, state)
+    qtbot.addWidget(p)
+    p.resize(340, 500)
+    p.show()
+    qtbot.waitExposed(p)
+    return p

@@ -12,32 +12,7 @@ from explorer.core.shapes import infer_shapes
 from explorer.core.stack import Stack
 from explorer.ui.document import StackDocument
 from explorer.ui.layer_form import LayerForm, label_text
-from explorer.ui.layer_panel import LayerPanel, StatusRole
-
-
-def default_stack() -> Stack:
-    return Stack([
-        LayerSpec("Conv2d", "conv1", {"in_channels": 3, "out_channels": 6, "kernel_size": 3}),
-        LayerSpec("ReLU", "relu1"),
-        LayerSpec("MaxPool2d", "pool1", {"kernel_size": 2}),
-    ])
-
-
-@pytest.fixture
-def doc():
-    d = StackDocument(default_stack())
-    d.input_shape = (1, 3, 32, 32)
-    return d
-
-
-@pytest.fixture
-def panel(qtbot, doc):
-    p = LayerPanel(doc)
-    qtbot.addWidget(p)
-    glue = lambda *_: p.set_shapes(infer_shapes(doc.stack, doc.input_shape))
-    doc.changed.connect(glue)
-    glue()
-    return p
+from explorer.ui.layer_panel import StatusRole
 
 
 @pytest.fixture
@@ -104,8 +79,7 @@ def test_nothing_selected_shows_a_hint(qtbot):
 
 
 @pytest.mark.parametrize("type_name", sorted(LAYER_TYPES))
-def test_every_argument_of_every_type_has_an_editor_with_a_tooltip(qtbot, type_name):
-    doc = StackDocument(default_stack())
+def test_every_argument_of_every_type_has_an_editor_with_a_tooltip(qtbot, doc, type_name):
     doc.select(2)
     doc.add_layer("MaxPool2d")          # so MaxUnpool2d has a pool right before it
     doc.add_layer(type_name)

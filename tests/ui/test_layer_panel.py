@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 from PySide6.QtCore import QModelIndex, Qt
 from PySide6.QtWidgets import QMenu, QSplitter, QStyle, QStyleOptionViewItem, QToolButton
 
@@ -12,34 +11,6 @@ from explorer.core.stack import Stack
 from explorer.ui.document import StackDocument
 from explorer.ui.layer_form import LayerForm
 from explorer.ui.layer_panel import ERROR_COLOR, MIME_TYPE, ErrorRole, LayerPanel, StatusRole
-
-
-def default_stack() -> Stack:
-    return Stack([
-        LayerSpec("Conv2d", "conv1", {"in_channels": 3, "out_channels": 6, "kernel_size": 3}),
-        LayerSpec("ReLU", "relu1"),
-        LayerSpec("MaxPool2d", "pool1", {"kernel_size": 2}),
-    ])
-
-
-@pytest.fixture
-def doc():
-    d = StackDocument(default_stack())
-    d.input_shape = (1, 3, 32, 32)
-    return d
-
-
-@pytest.fixture
-def panel(qtbot, doc):
-    p = LayerPanel(doc)
-    qtbot.addWidget(p)
-    glue = lambda *_: p.set_shapes(infer_shapes(doc.stack, doc.input_shape))   # what the window does
-    doc.changed.connect(glue)
-    glue()
-    p.resize(340, 500)
-    p.show()
-    qtbot.waitExposed(p)
-    return p
 
 
 def texts(panel) -> list[str]:
@@ -289,7 +260,7 @@ def test_the_shape_error_of_the_stack_as_it_is_wins_over_an_older_run_error(pane
 
 
 def test_stale_shapes_are_ignored(qtbot, doc):
-    panel = LayerPanel(doc)                        # no glue: shapes are never sent after edits
+    panel = LayerPanel(doc)                        # no state: shapes are never sent after edits
     qtbot.addWidget(panel)
     panel.set_shapes(infer_shapes(doc.stack, doc.input_shape))
     doc.select(-1)
@@ -323,11 +294,8 @@ def test_refused_drop_is_a_message(qtbot, panel, doc):
 
 
 # ---------------------------------------------------------------- how it looks
-def _side_by_side(qtbot, doc):
-    panel = LayerPanel(doc)
-    glue = lambda *_: panel.set_shapes(infer_shapes(doc.stack, doc.input_shape))
-    doc.changed.connect(glue)
-    glue()
+def _side_by_side(qtbot, doc, state):
+    panel = LayerPanel(doc, state)
     form = LayerForm(doc)
     split = QSplitter()
     split.addWidget(panel)
@@ -339,8 +307,8 @@ def _side_by_side(qtbot, doc):
     return split, panel, form
 
 
-def test_screenshots_conv_and_upsample(qtbot, doc, tmp_path):
-    split, panel, form = _side_by_side(qtbot, doc)
+def test_screenshots_conv_and_upsample(qtbot, doc, state, tmp_path):
+    split, panel, form = _side_by_side(qtbot, doc, state)
     doc.select(2)
     panel.add_actions()["Upsample"].trigger()
     panel.add_actions()["Conv2d"].trigger()

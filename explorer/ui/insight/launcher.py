@@ -21,30 +21,30 @@ class InsightLauncher:
 
     def _image(self):
         w = self.window
-        batch = getattr(w, "batch", None)
+        batch = w.state.batch
         if batch is None:
             return None
-        item = getattr(w.input_panel, "batch_item", 0) or 0
+        item = w.state.batch_item
         item = item if 0 <= item < batch.tensor.shape[0] else 0
         return batch.tensor[item:item + 1]
 
     def _cifar_path(self):
-        source = getattr(self.window, "source", None)
+        source = self.window.state.source
         return source.path if source is not None and source.kind == "cifar" else None
 
     def open(self) -> InsightWindow:
         w = self.window
         doc = w.document
         layer = doc.stack.layers[doc.selected].name if 0 <= doc.selected < len(doc.stack.layers) else None
-        name = doc.path.name if getattr(doc, "path", None) else "the stack"
+        name = doc.path.name if doc.path else "the stack"
         if self.insight is None:
-            self.insight = InsightWindow(doc.stack, layer, self._image(), name, getattr(w, "device", "cpu"),
+            self.insight = InsightWindow(doc.stack, layer, self._image(), name, w.state.device,
                                          open_input=w.set_source, cifar_path=self._cifar_path(), parent=w)
             # follow the main window: edits (a new snapshot; the cache keys tell what is still valid),
             # the selected layer, and the input once it has run
             doc.changed.connect(lambda _first: self._follow_stack())
             doc.selection_changed.connect(lambda _index: self._follow_stack())
-            w.runner.finished.connect(lambda _reply: self._follow_input())
+            w.state.last_run_changed.connect(lambda _run: self._follow_input())
         else:
             self.insight.set_stack(doc.stack, layer)
             self.insight.set_image(self._image())
@@ -78,18 +78,20 @@ def add_walkthrough_action(walk_window, menu) -> QAction:
     action.setStatusTip("Top patches, feature visualisation, attribution (Grad-CAM, ...) and the deconvnet "
                         "for this model")
 
+    opened: list[InsightWindow] = []        # the one insight window of this walkthrough, once opened
+
     def open_insight() -> InsightWindow | None:
         w = walk_window.walkthrough
         if w is None:
             return None
         stage = walk_window.stage
         layer = stage.name if stage is not None and stage.modules else None
-        insight = getattr(walk_window, "_insight_window", None)
-        if insight is None:
+        if not opened:
             insight = InsightWindow.for_walkthrough(w, layer, parent=walk_window)
-            walk_window._insight_window = insight
+            opened.append(insight)
             walk_window.closed.connect(insight.close)
         else:
+            insight = opened[0]
             insight.set_model(w, layer)
         insight.show()
         insight.raise_()

@@ -23,16 +23,16 @@ class TrainLauncher:
         if self.dock is None:
             from explorer.ui.training.panel import TrainPanel
             w = self.window
-            self.panel = TrainPanel(w.document, lambda: w.device, w.set_source)
-            source = getattr(w, "source", None) or getattr(w, "requested_source", None)
+            self.panel = TrainPanel(w.document, lambda: w.state.device, w.set_source)
+            source = w.state.source or w.state.requested_source
             if source is not None and source.kind == "cifar":
                 self.panel.add_data(source.path)
                 self.panel.data_combo.setCurrentIndex(0)
             self.dock = QDockWidget("Train", w)
             self.dock.setObjectName("trainDock")
             self.dock.setWidget(self.panel)
-            bottom = getattr(w, "bottom_dock", None)
-            if bottom is not None and not bottom.isFloating() and bottom.isVisible():
+            bottom = w.bottom_dock
+            if not bottom.isFloating() and bottom.isVisible():
                 # A tab beside Shapes and model: the curves get the window's whole width.
                 w.tabifyDockWidget(bottom, self.dock)
             else:

@@ -24,7 +24,8 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDoubleSpinBox, QFo
 from explorer.core.input_source import InputSource
 from explorer.core.training.trainer import TrainSettings, apply_states
 from explorer.ui.document import StackDocument
-from explorer.ui.training.worker import TrainController, warm_up_optimisers
+from explorer.ui.training.worker import TrainController, warm_up_optimizers
+from explorer.ui.qt_signals import qt_signals_blocked
 
 SMOOTHING = 0.8          # exponential moving average of the step losses drawn as the bold line
 GALLERY_ICON = 56
@@ -67,10 +68,11 @@ class TrainPanel(QWidget):
         self._device = device
         self._set_input = set_input
         self.controller = TrainController(self)
-        self._warm_up = warm_up_optimisers()
+        self._warm_up = warm_up_optimizers()
         self._base = None                 # the real stack when training started
         self._data = None                 # Dataset of the current run
         self._snapshots = []              # weights history of the last run
+        self._notes: list[str] = []       # the notes of the run said so far
         self._losses: list[tuple[int, float]] = []
         self._smoothed: list[float] = []
         self._epochs = []
@@ -326,10 +328,9 @@ class TrainPanel(QWidget):
 
     def _reset_history(self) -> None:
         """The slider at 'now': the document shows its real stack (or the live weights while training)."""
-        self.history_slider.blockSignals(True)
-        self.history_slider.setRange(0, len(self._snapshots))
-        self.history_slider.setValue(len(self._snapshots))
-        self.history_slider.blockSignals(False)
+        with qt_signals_blocked(self.history_slider):
+            self.history_slider.setRange(0, len(self._snapshots))
+            self.history_slider.setValue(len(self._snapshots))
         self._update_history_label()
 
     def _at_now(self) -> bool:
@@ -402,11 +403,10 @@ class TrainPanel(QWidget):
         if info.snapshot is not None:
             at_now = self._at_now()
             self._snapshots.append(info.snapshot)
-            self.history_slider.blockSignals(True)
-            self.history_slider.setMaximum(len(self._snapshots))
-            if at_now:
-                self.history_slider.setValue(len(self._snapshots))
-            self.history_slider.blockSignals(False)
+            with qt_signals_blocked(self.history_slider):
+                self.history_slider.setMaximum(len(self._snapshots))
+                if at_now:
+                    self.history_slider.setValue(len(self._snapshots))
             self._update_history_label()
         self._fill_confusion(info.evaluation)
         self._fill_gallery(info.evaluation)
@@ -427,7 +427,7 @@ class TrainPanel(QWidget):
         self.progress.setRange(0, 1000)
         if result.status == "done":
             self.progress.setValue(1000)
-        notes = [n for n in result.notes if n not in getattr(self, "_notes", [])]
+        notes = [n for n in result.notes if n not in self._notes]
         self._set_status(" ".join([result.message, *notes]), problem=result.status == "nan")
         if result.evaluation is not None:
             self._fill_confusion(result.evaluation)

@@ -61,7 +61,7 @@ class WalkthroughLauncher:
     def current_input(self) -> tuple[InputSource, int]:
         """The main window's input and the batch item on screen."""
         w = self.window
-        return w.source or w.requested_source, w.input_panel.batch_item
+        return w.state.source or w.state.requested_source, w.state.batch_item
 
     def receive_stack(self, stack: Stack, walk_window: WalkthroughWindow) -> None:
         """'Send to stack': the layers replace the main window's stack in one undoable step, and

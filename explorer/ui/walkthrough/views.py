@@ -15,8 +15,6 @@ from explorer.core.render import render_channel, render_input_image, render_rgb
 from explorer.ui.stats_view import ACCENT, POSITIVE
 from explorer.ui.fonts import fixed_font
 
-pg.setConfigOptions(imageAxisOrder="row-major")
-
 
 def input_pixels(image: torch.Tensor, stretch: bool) -> np.ndarray:
     """[1, C, H, W] or [C, H, W] → uint8 (H, W) or (H, W, 3). ``stretch`` maps the image's own
@@ -123,7 +121,8 @@ class TopClassesView(QtWidgets.QWidget):
         font.setPointSizeF(font.pointSizeF() * 1.1)
         self.title.setFont(font)
         layout.addWidget(self.title)
-        self.plot_widget = pg.PlotWidget()
+        # No context menu, not even built: a ViewBox's menu is a good part of what a plot costs to make.
+        self.plot_widget = pg.PlotWidget(enableMenu=False)
         self.plot_widget.setObjectName("topClassesPlot")
         self.plot_widget.setMinimumSize(360, 220)
         self.plot = self.plot_widget.getPlotItem()

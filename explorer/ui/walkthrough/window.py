@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import torch
 from PySide6.QtCore import QSettings, Qt, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeyEvent, QKeySequence
@@ -32,10 +33,12 @@ from explorer.ui import dialogs
 from explorer.ui.feature_view import FeatureView
 from explorer.ui.walkthrough.stage_strip import StageStrip, StripBlock, legend_html
 from explorer.ui.walkthrough.views import InputImageView, TopClassesView, input_pixels
+from explorer.ui.deferred import DeferredWidget, IdleBuilder
 from explorer.ui.reaper import release_later
 from explorer.ui.walkthrough.worker import JobCancelled, JobFailure, JobRunner
 from explorer.ui.spin_boxes import CheckedSpinBox
 from explorer.ui.fonts import fixed_font
+from explorer.ui.qt_signals import qt_signals_blocked
 
 log = logging.getLogger("explorer")
 
@@ -142,6 +145,27 @@ class CaptureOutcome:
     walkthrough: object            # core Walkthrough
     stage_stats: dict              # stage index -> LayerStats, counted off the GUI thread
     download_size: str | None      # '528 MB' for the Weights menu; None: no ImageNet weights exist
+    pictures: "InputPictures | None" = None   # the input views' pixels, rendered off the GUI thread
+    top5: list | None = None       # [(class, probability)] with real weights
+    parameters_text: str = ""      # the named_parameters() tab
+
+
+@dataclass
+class InputPictures:
+    """What the two input views show, prepared in the job (no tensor work on the GUI thread)."""
+    raw: np.ndarray                # uint8 pixels of the input as the model sees it, before normalising
+    normalized: np.ndarray | None  # uint8 pixels of the normalised input (its min..max); None: not normalised
+    low: float = 0.0               # the normalised input's range
+    high: float = 0.0
+
+
+def input_pictures(walk) -> InputPictures:
+    raw, normalized = walk.raw_input, walk.model_input
+    raw_pixels = input_pixels(raw, stretch=False)
+    if normalized is raw or torch.equal(normalized.to(raw.device), raw):
+        return InputPictures(raw_pixels, None)
+    return InputPictures(raw_pixels, input_pixels(normalized, stretch=True), float(normalized.min()),
+                         float(normalized.max()))
 
 
 def capture_job(model_name: str, source: InputSource | None, image: torch.Tensor | None, batch_item: int,
@@ -187,7 +211,8 @@ def capture_job(model_name: str, source: InputSource | None, image: torch.Tensor
             runner.check_cancelled()
             if output is not None and output.numel():
                 stats[index] = layer_stats(output)
-        return CaptureOutcome(net, walk, stats, imagenet_size_text(model_name))
+        return CaptureOutcome(net, walk, stats, imagenet_size_text(model_name), input_pictures(walk), walk.top5(),
+                              named_parameters_text(net))
 
     return job
 
@@ -243,6 +268,12 @@ class WalkthroughWindow(QMainWindow):
         self._pending_step: int | None = None
         self._closed = False
         self._inputs_shown_for = None             # the walkthrough whose input pictures are on screen
+        self._pictures: InputPictures | None = None
+        self._top5: list | None = None
+        self._feature_view: FeatureView | None = None
+        self._top_classes: TopClassesView | None = None
+        self._channel_hover = False
+        self._builder = IdleBuilder(self)
         self._modules_of = (None, None)           # (walkthrough, its model's named_modules())
 
         self.jobs = JobRunner(self)
@@ -261,6 +292,7 @@ class WalkthroughWindow(QMainWindow):
         self._set_controls_enabled(False)
         self._stage_stats: dict = {}
         self.recapture(weights or "auto")
+        self._builder.add(*self._build_steps())
 
     # ---------------------------------------------------------------- building
     def _build(self) -> None:
@@ -338,14 +370,12 @@ class WalkthroughWindow(QMainWindow):
         splitter.setObjectName("walkthroughSplitter")
         splitter.addWidget(self._build_side())
         self.view_stack = QStackedWidget()
-        self.feature_view = FeatureView()
-        self.top_classes = TopClassesView()
+        # The plots are built after the window is up, one per event-loop turn (self._builder), or
+        # when first used: built here they froze the GUI thread for half a second (issue #9).
         self.waiting = QLabel("")
         self.waiting.setAlignment(Qt.AlignCenter)
         self.waiting.setWordWrap(True)
         self.view_stack.addWidget(self.waiting)
-        self.view_stack.addWidget(self.feature_view)
-        self.view_stack.addWidget(self.top_classes)
         splitter.addWidget(self.view_stack)
         splitter.setStretchFactor(0, 0)
         splitter.setStretchFactor(1, 1)
@@ -354,9 +384,41 @@ class WalkthroughWindow(QMainWindow):
         outer.addWidget(splitter, 1)
         self.setCentralWidget(central)
 
-        # Hovering a feature-map pixel outlines what it sees of the input.
-        self.feature_view.grid.scene().sigMouseMoved.connect(self._hover_grid)
-        self.feature_view.channel_view.graphics.scene().sigMouseMoved.connect(self._hover_channel)
+    def _build_steps(self) -> list:
+        """The deferred widgets in the order they are needed, one per event-loop turn: the input
+        views, the feature view's frame and grid, its three plots, then the top-5 chart."""
+        return [self._raw_part.widget, self._normalized_part.widget, lambda: self.feature_view,
+                lambda: self._builder.add(*self.feature_view.build_steps(), self._connect_channel_hover,
+                                          lambda: self.top_classes)]
+
+    @property
+    def feature_view(self) -> FeatureView:
+        if self._feature_view is None:
+            self._feature_view = FeatureView(deferred=True)
+            # Hovering a feature-map pixel outlines what it sees of the input.
+            self._feature_view.grid.scene().sigMouseMoved.connect(self._hover_grid)
+            self.view_stack.addWidget(self._feature_view)
+        return self._feature_view
+
+    def _connect_channel_hover(self) -> None:
+        if not self._channel_hover:
+            self._channel_hover = True
+            self.feature_view.channel_view.graphics.scene().sigMouseMoved.connect(self._hover_channel)
+
+    @property
+    def top_classes(self) -> TopClassesView:
+        if self._top_classes is None:
+            self._top_classes = TopClassesView()
+            self.view_stack.addWidget(self._top_classes)
+        return self._top_classes
+
+    @property
+    def raw_view(self) -> InputImageView:
+        return self._raw_part.widget()
+
+    @property
+    def normalized_view(self) -> InputImageView:
+        return self._normalized_part.widget()
 
     def _build_side(self) -> QWidget:
         tabs = QTabWidget()
@@ -414,13 +476,11 @@ class WalkthroughWindow(QMainWindow):
         layout.addWidget(line)
         images = QHBoxLayout()
         images.setSpacing(8)
-        self.raw_view = InputImageView("Input")
-        self.raw_view.setObjectName("rawInputView")
-        self.normalised_view = InputImageView("Normalised")
-        self.normalised_view.setObjectName("normalisedInputView")
-        for view in (self.raw_view, self.normalised_view):
-            view.setFixedHeight(250)          # the pictures are square: no stretching into empty space
-            images.addWidget(view)
+        self._raw_part = DeferredWidget(lambda: _input_view("Input", "rawInputView"))
+        self._normalized_part = DeferredWidget(lambda: _input_view("Normalised", "normalizedInputView"))
+        for part in (self._raw_part, self._normalized_part):
+            part.setFixedHeight(250)          # the pictures are square: no stretching into empty space
+            images.addWidget(part)
         layout.addLayout(images)
         self.region_label = QLabel("Move the mouse over a feature map: the region of the input that one "
                                    "output pixel sees is outlined here.")
@@ -506,8 +566,18 @@ class WalkthroughWindow(QMainWindow):
         return self.jobs.busy
 
     def wait_until_idle(self, timeout_ms: int = 120_000) -> bool:
-        """For tests and scripts: the job has answered and the stage on screen is drawn."""
-        return self.jobs.wait_until_idle(timeout_ms) and self.feature_view.wait_until_ready(timeout_ms)
+        """For tests and scripts: the job has answered, the window is built and the stage on screen
+        is drawn. Waits as the event loop would, so nothing is built earlier than it would be."""
+        import time
+        from PySide6.QtCore import QCoreApplication
+        if not self.jobs.wait_until_idle(timeout_ms):
+            return False
+        end = time.monotonic() + timeout_ms / 1000
+        while not self._builder.done and time.monotonic() < end:
+            QCoreApplication.processEvents()
+            time.sleep(0.002)
+        QCoreApplication.processEvents()
+        return self._builder.done and (self._feature_view is None or self._feature_view.wait_until_ready(timeout_ms))
 
     # ---------------------------------------------------------------- capture
     def recapture(self, weights: str | None = None) -> bool:
@@ -575,13 +645,21 @@ class WalkthroughWindow(QMainWindow):
         release_later(self.walkthrough)
         self.model = outcome.model
         self.walkthrough = outcome.walkthrough
+        self._pictures, self._top5 = outcome.pictures, outcome.top5
         self.problem.setVisible(False)
         self._fill_stages()
-        self.parameters_text.setPlainText(named_parameters_text(self.model))
-        self._set_controls_enabled(True)
+        self.parameters_text.setPlainText(outcome.parameters_text)
         target = self._pending_step if self._pending_step is not None else self.current
         self._pending_step = None
-        self._show_stage(min(max(0, target), self.stage_count - 1))
+        self.current = min(max(0, target), self.stage_count - 1)
+        # The first stage is drawn once the views exist (a capture can beat the idle builder).
+        self._builder.after(lambda walk=self.walkthrough: self._show_captured(walk))
+
+    def _show_captured(self, walk) -> None:
+        if self._closed or walk is not self.walkthrough:
+            return
+        self._set_controls_enabled(not self.jobs.busy)
+        self._show_stage(self.current)
         self.show_message(f"Ran {model_label(self.model_name)} with {self.weights_text()}.")
 
     def _set_download_size(self, size: str | None) -> None:
@@ -624,12 +702,11 @@ class WalkthroughWindow(QMainWindow):
         """The combo, strip and legend for ``stages`` (the walkthrough's, or the plan shown while the
         first capture runs)."""
         stages = stages if stages is not None else self.walkthrough.stages
-        self.stage_combo.blockSignals(True)
-        self.stage_combo.clear()
-        for stage in stages:
-            self.stage_combo.addItem(f"{stage.index}. {stage.title}")
-        self.stage_combo.setCurrentIndex(min(self.current, len(stages) - 1))
-        self.stage_combo.blockSignals(False)
+        with qt_signals_blocked(self.stage_combo):
+            self.stage_combo.clear()
+            for stage in stages:
+                self.stage_combo.addItem(f"{stage.index}. {stage.title}")
+            self.stage_combo.setCurrentIndex(min(self.current, len(stages) - 1))
         blocks = []
         for stage in stages:
             shape = tuple(int(s) for s in stage.output_shape)
@@ -684,11 +761,11 @@ class WalkthroughWindow(QMainWindow):
 
         self.notice.setVisible(bool(walk.random_weights))
         self.raw_view.set_region(None)
-        self.normalised_view.set_region(None)
+        self.normalized_view.set_region(None)
 
-        top5 = walk.top5() if stage.kind == "softmax" else None
+        top5 = self._top5 if stage.kind == "softmax" else None
         if stage.kind == "softmax" and top5 and not walk.random_weights:
-            self.top_classes.set_entries(top5, f"Top-5 classes of {len(walk.probabilities.reshape(-1)):,} "
+            self.top_classes.set_entries(top5, f"Top-5 classes of {math.prod(walk.probabilities.shape):,} "
                                                f"({self.weights_text()})")
             self.view_stack.setCurrentWidget(self.top_classes)
         else:
@@ -728,32 +805,28 @@ class WalkthroughWindow(QMainWindow):
         self.prev_button.setEnabled(n > 0 and i > 0 and not self.jobs.busy)
         self.next_button.setEnabled(n > 0 and i < n - 1 and not self.jobs.busy)
         if self.stage_combo.currentIndex() != i:
-            self.stage_combo.blockSignals(True)
-            self.stage_combo.setCurrentIndex(i)
-            self.stage_combo.blockSignals(False)
+            with qt_signals_blocked(self.stage_combo):
+                self.stage_combo.setCurrentIndex(i)
         self.strip.set_current(i)
         self.step_label.setText(f"Stage {i} of {n - 1}" if n else "")
         self._show_inputs()
 
     def _show_inputs(self) -> None:
-        walk = self.walkthrough
-        if walk is None or self._inputs_shown_for is walk:
+        walk, pictures = self.walkthrough, self._pictures
+        if walk is None or pictures is None or self._inputs_shown_for is walk:
             return
         self._inputs_shown_for = walk
-        raw, normalised = walk.raw_input, walk.model_input
-        h, w = raw.shape[-2:]
-        c = raw.shape[1]
+        _, c, h, w = walk.raw_input.shape
         self.raw_view.title.setText(f"Input {h}×{w}×{c}")
-        self.raw_view.set_image(input_pixels(raw, stretch=False), "values 0..1, resized and cropped as the "
-                                                                  "model expects")
-        if normalised is raw or torch.equal(normalised.to(raw.device), raw):
-            self.normalised_view.title.setText("Normalised: not used")
-            self.normalised_view.set_image(input_pixels(normalised, stretch=False),
+        self.raw_view.set_image(pictures.raw, "values 0..1, resized and cropped as the model expects")
+        if pictures.normalized is None:
+            self.normalized_view.title.setText("Normalised: not used")
+            self.normalized_view.set_image(pictures.raw,
                                            f"{model_label(self.model_name)} takes the 0..1 values as they are")
             return
-        low, high = float(normalised.min()), float(normalised.max())
-        self.normalised_view.title.setText("Normalised")
-        self.normalised_view.set_image(input_pixels(normalised, stretch=True),
+        low, high = pictures.low, pictures.high
+        self.normalized_view.title.setText("Normalised")
+        self.normalized_view.set_image(pictures.normalized,
                                        f"(x − mean) / std per channel; values {low:.2f}..{high:.2f}, drawn "
                                        "from their min to their max")
 
@@ -788,12 +861,12 @@ class WalkthroughWindow(QMainWindow):
         shape = tuple(stage.output_shape) if stage is not None else ()
         if pixel is None or len(shape) != 4 or not (0 <= pixel[0] < shape[2] and 0 <= pixel[1] < shape[3]):
             self.raw_view.set_region(None)
-            self.normalised_view.set_region(None)
+            self.normalized_view.set_region(None)
             return None
         y, x = pixel
         region = tuple(int(v) for v in stage.input_region(y, x))
         self.raw_view.set_region(region)
-        self.normalised_view.set_region(region)
+        self.normalized_view.set_region(region)
         y0, x0, y1, x1 = region
         self.region_label.setText(f"Output pixel y={y}, x={x} of {stage.name} sees input rows {y0}..{y1 - 1}, "
                                   f"columns {x0}..{x1 - 1} ({y1 - y0}×{x1 - x0} pixels).")
@@ -895,14 +968,17 @@ class WalkthroughWindow(QMainWindow):
         # download at its next chunk) and the window goes at once. Building a model or a stalled
         # network read cannot be interrupted; the window is deleted when its job has answered.
         self.jobs.cancel()
+        self._builder.stop()
         self._close_progress()
         self._closed = True
         # Let go of the model and the captured maps (VGG-16: over half a gigabyte), and of the window
         # itself: as a child of the main window it would otherwise live until that one closes.
-        self.feature_view.set_layer(None)
+        if self._feature_view is not None:
+            self._feature_view.set_layer(None)
         release_later(self.walkthrough)         # VGG-16's maps and weights: freed off the GUI thread
         release_later(self.model)
         self.walkthrough, self.model, self._stage_stats, self._inputs_shown_for = None, None, {}, None
+        self._pictures = self._top5 = None
         self._modules_of = (None, None)
         event.accept()
         self.closed.emit()
@@ -910,6 +986,12 @@ class WalkthroughWindow(QMainWindow):
             self.jobs.busy_changed.connect(lambda busy: busy or self.deleteLater())
         else:
             self.deleteLater()
+
+
+def _input_view(title: str, name: str) -> InputImageView:
+    view = InputImageView(title)
+    view.setObjectName(name)
+    return view
 
 
 def png_bytes(image: torch.Tensor) -> bytes:
