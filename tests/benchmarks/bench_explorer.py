@@ -803,6 +803,8 @@ def bench_mixed_memory(report: Report, app, folder: Path, device: str, edits: in
             gc.collect()
             # After malloc_trim: growth that levels off (a bounded cache) versus growth per edit (a leak).
             checkpoints.append((n, malloc_trim() or rss_mb(), census()))
+            print(f"  ... {n} edits: {checkpoints[-1][1] - start:+.1f} MB after malloc_trim; {checkpoints[-1][2]}",
+                  flush=True)
     seconds = time.perf_counter() - t0
     gc.collect()
     wait_events(200)
