@@ -614,6 +614,7 @@ class LayerType:
     random_in_training: bool = False    # its forward draws random numbers in train mode
     gives_probabilities: bool = False   # its outputs sum to 1: training takes the logits before it
     width_arg: str | None = None        # the argument that sets how many values per sample it outputs
+    pointwise: bool = False             # acts on each position alone: a receptive field passes through it
     weight_layout: str | None = None    # hand-editable weight: "filters" [out, in/groups, kH, kW], "transposed"
                                         # [in, out/groups, kH, kW] or "matrix" [out, in]; None: no kernels
     probe: str | None = None            # its hover explanation in probe.py, None: none
@@ -719,26 +720,26 @@ _TYPES: list[LayerType] = [
               short_name="up", new_args=lambda c: {"scale_factor": 2.0},
               check=_check_upsample, describe=_describe_upsample,
               exclusive=(("size", "scale_factor"), ("scale_factor", "size"))),
-    LayerType("ReLU", "Activation", (_INPLACE,), "max(0, x): negative values become 0."),
-    LayerType("Sigmoid", "Activation", (), "1 / (1 + exp(-x)): squashes every value into (0, 1)."),
-    LayerType("Tanh", "Activation", (), "tanh(x): squashes every value into (-1, 1)."),
+    LayerType("ReLU", "Activation", (_INPLACE,), "max(0, x): negative values become 0.", pointwise=True),
+    LayerType("Sigmoid", "Activation", (), "1 / (1 + exp(-x)): squashes every value into (0, 1).", pointwise=True),
+    LayerType("Tanh", "Activation", (), "tanh(x): squashes every value into (-1, 1).", pointwise=True),
     LayerType("LeakyReLU", "Activation", (_a("negative_slope", "float", 0.01), _INPLACE),
               "Like ReLU, but negative values keep a small slope.",
-              describe=_describe("LeakyReLU {negative_slope:g}")),
+              describe=_describe("LeakyReLU {negative_slope:g}"), pointwise=True),
     LayerType("PReLU", "Activation", (_a("num_parameters", "int", 1, minimum=1), _a("init", "float", 0.25)),
               "Like LeakyReLU with a learned negative slope.",
               output_shape=_prelu_shape,
               input_channels=lambda a: a["num_parameters"] if a["num_parameters"] > 1 else None,
-              tensors=lambda a: {"weight": ((a["num_parameters"],), _F32, True)}, sizing_args=("num_parameters",)),
+              tensors=lambda a: {"weight": ((a["num_parameters"],), _F32, True)}, sizing_args=("num_parameters",), pointwise=True),
     LayerType("RReLU", "Activation", (
         _a("lower", "float", 1.0 / 8), _a("upper", "float", 1.0 / 3), _INPLACE),
         "LeakyReLU with a random slope in training and the mean slope in evaluation.",
               random_in_training=True,
-              check=_check_rrelu),
+              check=_check_rrelu, pointwise=True),
     LayerType("ELU", "Activation", (_a("alpha", "float", 1.0), _INPLACE),
-              "x for x > 0, alpha * (exp(x) - 1) otherwise: smooth and allows negative outputs."),
+              "x for x > 0, alpha * (exp(x) - 1) otherwise: smooth and allows negative outputs.", pointwise=True),
     LayerType("GELU", "Activation", (_a("approximate", "choice", "none", choices=("none", "tanh")),),
-              "x weighted by the probability that a standard normal is below x (used in transformers)."),
+              "x weighted by the probability that a standard normal is below x (used in transformers).", pointwise=True),
     LayerType("Softmax", "Activation", (_a("dim", "dim", None),),
               "exp(x) / sum(exp(x)) along one dimension: values become probabilities.",
               output_shape=_softmax_shape,
@@ -755,11 +756,11 @@ _TYPES: list[LayerType] = [
               output_shape=_batchnorm_shape,
               short_name="bn", new_args=lambda c: {"num_features": c.channels},
               input_channels=lambda a: a["num_features"],
-              tensors=_batchnorm_tensors, sizing_args=("num_features",), describe=_describe("BatchNorm2d {num_features}")),
+              tensors=_batchnorm_tensors, sizing_args=("num_features",), describe=_describe("BatchNorm2d {num_features}"), pointwise=True),
     LayerType("Dropout", "Normalization", (_a("p", "float", 0.5, minimum=0, maximum=1), _INPLACE),
               "Zeroes random values while training; passes everything through in evaluation.",
               random_in_training=True,
-              describe=_describe("Dropout p={p:g}")),
+              describe=_describe("Dropout p={p:g}"), pointwise=True),
     LayerType("Flatten", "Flatten & Linear", (_a("start_dim", "int", 1), _a("end_dim", "int", -1)),
               "Turns [N, C, H, W] into [N, C*H*W] so a Linear layer can take it.",
               output_shape=_flatten_shape, keeps_image=False,

@@ -45,7 +45,9 @@ class ChannelView(QtWidgets.QWidget):
 
     pixel_hovered = QtCore.Signal(int, int)   # x (column), y (row) under the mouse; -1, -1 when it leaves
 
-    def __init__(self, parent: QtWidgets.QWidget | None = None):
+    def __init__(self, parent: QtWidgets.QWidget | None = None, deferred_colorbar: bool = False):
+        """``deferred_colorbar``: the colour bar (a second pyqtgraph plot) is built when first used
+        or by ``colorbar`` on an idle turn (a window that opens while the user waits)."""
         super().__init__(parent)
         self.setObjectName("channelView")
         self._values: np.ndarray | None = None
@@ -79,11 +81,9 @@ class ChannelView(QtWidgets.QWidget):
         self.image_item.setBorder(pg.mkPen(QtGui.QColor(150, 150, 150, 140), width=1, cosmetic=True))
         self.plot.addItem(self.image_item)
 
-        self.colorbar = pg.ColorBarItem(values=(0.0, 1.0), colorMap=lut_colormap("gray"), width=14,
-                                        interactive=False, colorMapMenu=False)
-        self.colorbar.getAxis("right").setWidth(64)
-        self.colorbar.getAxis("right").enableAutoSIPrefix(False)
-        self.graphics.addItem(self.colorbar, row=0, col=1)
+        self._colorbar: pg.ColorBarItem | None = None
+        if not deferred_colorbar:
+            self._build_colorbar()
         layout.addWidget(self.graphics, 1)
 
         self.readout = ElidedLabel(HOVER_HINT)     # one line: never drawn over the map in a small window
@@ -96,6 +96,22 @@ class ChannelView(QtWidgets.QWidget):
 
         self.graphics.scene().sigMouseMoved.connect(self._mouse_moved)
         self.clear()
+
+    def _build_colorbar(self) -> None:
+        bar = pg.ColorBarItem(values=(0.0, 1.0), colorMap=lut_colormap(self._colormap), width=14,
+                              interactive=False, colorMapMenu=False)
+        bar.getAxis("right").setWidth(64)
+        bar.getAxis("right").enableAutoSIPrefix(False)
+        if self._values is not None:
+            bar.setLevels(bar_range(self._low, self._high))
+        self.graphics.addItem(bar, row=0, col=1)
+        self._colorbar = bar
+
+    @property
+    def colorbar(self) -> pg.ColorBarItem:
+        if self._colorbar is None:
+            self._build_colorbar()
+        return self._colorbar
 
     # ------------------------------------------------------------------ API
 

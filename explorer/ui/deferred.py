@@ -36,7 +36,11 @@ class DeferredWidget(QWidget):
         if self._widget is None:
             self._widget = self._factory()
             self._factory = None                 # let go of what the factory closed over
-            self.setSizePolicy(self._widget.sizePolicy())     # the splitter or layout treats it as the widget
+            # Laid out as the widget would be; the stretch factors a splitter gave the place stay.
+            policy, inner = self.sizePolicy(), self._widget.sizePolicy()
+            policy.setHorizontalPolicy(inner.horizontalPolicy())
+            policy.setVerticalPolicy(inner.verticalPolicy())
+            self.setSizePolicy(policy)
             self.layout().addWidget(self._widget)
         return self._widget
 

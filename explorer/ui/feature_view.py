@@ -230,7 +230,7 @@ class FeatureView(QtWidgets.QWidget):
         gl.addWidget(self.grid, 1)
         gl.addWidget(self.hover_label)
 
-        self._channel_part = self._part(ChannelView)
+        self._channel_part = self._part(lambda: ChannelView(deferred_colorbar=self._deferred))
         self.maps_splitter = QtWidgets.QSplitter(Qt.Orientation.Horizontal)
         self.maps_splitter.setObjectName("mapsSplitter")
         self.maps_splitter.addWidget(grid_box)
@@ -268,8 +268,11 @@ class FeatureView(QtWidgets.QWidget):
 
     def build_steps(self) -> list:
         """One call per plot not built yet, for an IdleBuilder (deferred views only)."""
-        return [part.widget for part in (self._channel_part, self._stats_part, self._vector_part)
-                if not self._built(part)]
+        steps = [part.widget for part in (self._channel_part, self._stats_part, self._vector_part)
+                 if not self._built(part)]
+        if steps and steps[0] == self._channel_part.widget:
+            steps.insert(1, lambda: self.channel_view.colorbar)
+        return steps
 
     # ------------------------------------------------------------------ properties
 

@@ -15,6 +15,10 @@ Speed: one 224x224 image, random weights. Side by side in the same process, inte
 
 Target: capture <= 1.2x bare.
 
+GUI thread (``--gui-only``): LeNet and VGG-16 windows opened and closed under a 10 ms heartbeat;
+the worst gap (target: none over 100 ms) and the GUI thread's CPU time in it, beside the plots built
+all at once, as the window did before (see ``bench_gui``).
+
 Memory: the peak while capturing against the bytes of every kept map (each storage once: the
 flatten stage is a view) plus the model's parameters and buffers. Target: peak <= 1.5x (maps + model).
 

@@ -63,3 +63,26 @@ def test_a_lazy_viewbox_builds_pyqtgraphs_menu_on_the_first_right_click(qtbot):
     box.setMenuEnabled(True)
     assert box.menu is None and box.getMenu(None) is not None     # built again only when asked for
     assert LazyMenuViewBox(enableMenu=False).getMenu(None) is None
+
+
+def test_a_deferred_feature_view_lays_out_as_the_eager_one(qtbot):
+    """The places keep the stretch factors the splitters gave them once the plots are in (copying
+    the plot's whole size policy once dropped them: the statistics took two thirds of the height)."""
+    import torch
+    from explorer.core.engine import LayerResult
+    from explorer.ui.feature_view import FeatureView
+    out = torch.rand(1, 16, 40, 40)
+    sizes = []
+    for deferred in (False, True):
+        view = FeatureView(deferred=deferred)
+        qtbot.addWidget(view)
+        for step in view.build_steps():
+            step()
+        view.resize(1000, 700)
+        view.show()
+        view.set_layer(LayerResult(1, "conv", "Conv2d", True, input_shape=None, output_shape=tuple(out.shape),
+                                   params=0, output=out))
+        assert view.wait_until_ready(30_000)
+        qtbot.wait(20)
+        sizes.append((view.splitter.sizes(), view.maps_splitter.sizes()))
+    assert sizes[0] == sizes[1]

@@ -82,9 +82,10 @@ def test_opening_a_walkthrough_builds_its_plots_after_the_constructor_and_comput
         assert window.findChildren(pg.GraphicsView) == []
         window.show()
         assert window.wait_until_idle(120_000) and window.walkthrough is not None
-    # Built by the idle builder: the two input views, the grid, the channel view, the statistics,
-    # the bar chart and the top-5 chart; the first stage (the input) is drawn from the job's pictures.
-    assert len(window.findChildren(pg.GraphicsView)) == 7
+    # Built by the idle builder: the two input views, the grid, the channel view, the statistics and
+    # the bar chart (the top-5 chart only with real weights); the first stage (the input) is drawn
+    # from the job's pictures.
+    assert len(window.findChildren(pg.GraphicsView)) == 6
     assert window.view_stack.currentWidget() is window.feature_view
     assert window.feature_view.result.output is window.walkthrough.outputs[0]
     assert window.raw_view.image_shape == (32, 32)

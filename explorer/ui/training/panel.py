@@ -16,7 +16,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QBrush, QColor, QIcon, QImage, QPixmap
-from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox,
+from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox,
                                QHBoxLayout, QHeaderView, QLabel, QListWidget, QListWidgetItem, QProgressBar,
                                QPushButton, QSlider, QSpinBox, QTableWidget, QTableWidgetItem, QTabWidget,
                                QToolButton, QVBoxLayout, QWidget)
@@ -33,8 +33,10 @@ XO = "xo"
 
 
 def ask_folder(parent: QWidget) -> str:
-    """The data folder dialog; tests replace this function instead of clicking a dialog."""
-    return QFileDialog.getExistingDirectory(parent, "CIFAR-10 folder or image folder (one sub-folder per class)")
+    """The data folder dialog, through ui/dialogs like every other question the app asks (one place
+    for tests and scripted sessions to answer them)."""
+    from explorer.ui import dialogs
+    return dialogs.choose_folder(parent, "CIFAR-10 folder or image folder (one sub-folder per class)", "")
 
 
 def _spin(minimum, maximum, value, tip, decimals=None, step=None):

@@ -289,6 +289,10 @@ class WalkthroughWindow(QMainWindow):
         self.setWindowTitle(f"{model_label(model_name)} walkthrough — Feature Map Explorer")
         self._build()
         self._build_menus()
+        # Made now, not with the first message: a status bar that appears later shrinks everything
+        # above it, and the whole window is laid out and painted again in the same turn.
+        self.statusBar()
+        self.notice.setVisible(weights == "random")     # known to be random: shown now, same reason
         self.resize(1380, 900)
         self._set_controls_enabled(False)
         self._stage_stats: dict = {}
@@ -387,19 +391,31 @@ class WalkthroughWindow(QMainWindow):
 
     def _build_steps(self) -> list:
         """The deferred widgets in the order they are needed, one per event-loop turn: the input
-        views, the feature view's frame and grid, its three plots, then the top-5 chart."""
+        views, the feature view's frame and grid, then its three plots. The top-5 chart only comes
+        with real weights (after the capture)."""
         return [self._raw_part.widget, self._normalized_part.widget, lambda: self.feature_view,
                 lambda: self._builder.add(*self.feature_view.build_steps(), self._connect_channel_hover,
-                                          lambda: self.top_classes)]
+                                          self._place_feature_view)]
 
     @property
     def feature_view(self) -> FeatureView:
         if self._feature_view is None:
+            # No parent until its plots are built (_place_feature_view): in the stack it would be
+            # laid out at once, and its splitters would share the space among empty places.
             self._feature_view = FeatureView(deferred=True)
             # Hovering a feature-map pixel outlines what it sees of the input.
             self._feature_view.grid.scene().sigMouseMoved.connect(self._hover_grid)
-            self.view_stack.addWidget(self._feature_view)
         return self._feature_view
+
+    def _place_feature_view(self) -> FeatureView:
+        """The feature view in the window, every plot of it built first."""
+        view = self.feature_view
+        if view.parent() is None:
+            for step in view.build_steps():
+                step()
+            self._connect_channel_hover()
+            self.view_stack.addWidget(view)
+        return view
 
     def _connect_channel_hover(self) -> None:
         if not self._channel_hover:
@@ -647,6 +663,8 @@ class WalkthroughWindow(QMainWindow):
         self.model = outcome.model
         self.walkthrough = outcome.walkthrough
         self._pictures, self._top5 = outcome.pictures, outcome.top5
+        if self._top5 and self._top_classes is None:
+            self._builder.add(lambda: self.top_classes)
         self.problem.setVisible(False)
         self._fill_stages()
         self.parameters_text.setPlainText(outcome.parameters_text)
@@ -779,7 +797,7 @@ class WalkthroughWindow(QMainWindow):
             stats = self._stage_stats.get(index)
             if stats is not None:
                 self.feature_view.prime(output, LayerDisplay(index, stats, None))
-            self.feature_view.set_layer(result, names)
+            self._place_feature_view().set_layer(result, names)
             self.view_stack.setCurrentWidget(self.feature_view)
         if len(shape) == 4:
             hint = "Move the mouse over a feature map: the region of the input that one output pixel sees is outlined here."
@@ -976,6 +994,8 @@ class WalkthroughWindow(QMainWindow):
         # itself: as a child of the main window it would otherwise live until that one closes.
         if self._feature_view is not None:
             self._feature_view.set_layer(None)
+            if self._feature_view.parent() is None:       # never placed: not deleted with the window
+                self._feature_view.deleteLater()
         release_later(self.walkthrough)         # VGG-16's maps and weights: freed off the GUI thread
         release_later(self.model)
         self.walkthrough, self.model, self._stage_stats, self._inputs_shown_for = None, None, {}, None
