@@ -17,12 +17,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from explorer.core.layers import LayerArgError, LayerSpec, check_args, layer_seed
+from explorer.core.layers import LAYER_TYPES, LayerArgError, LayerSpec, check_args, indices_recorders, layer_seed
 from explorer.core.stack import Stack
 
 DEFAULT_CLASS_NAME = "ExplorerNet"
 RANDOM_FLAG = "reproduce_app_randomness"     # instance attribute of generated train-mode models
-_RANDOM_IN_TRAINING = ("Dropout", "RReLU")   # layers whose forward draws random numbers in training
 
 
 class CodegenError(ValueError):
@@ -87,7 +86,7 @@ def _plan(stack: Stack) -> list[_Layer]:
     """The enabled layers with their constructor arguments (only those the user gave; the defaults
     stay torch's) and the pool/unpool wiring."""
     attrs = attribute_names(stack)
-    wanted = {s.indices_from for s in stack.layers if s.enabled and s.type == "MaxUnpool2d" and s.indices_from}
+    wanted = {s.indices_from for s in stack.layers if s.enabled and s.layer_type.takes_indices and s.indices_from}
     plan = []
     for spec in stack.layers:
         if not spec.enabled:
@@ -110,8 +109,8 @@ def _plan(stack: Stack) -> list[_Layer]:
                 positional += 1
             else:
                 break
-        needs = spec.type == "MaxPool2d" and spec.name in wanted
-        returns = spec.type == "MaxPool2d" and (needs or bool(kwargs.get("return_indices", False)))
+        needs = t.records_indices and spec.name in wanted
+        returns = t.records_indices and (needs or bool(kwargs.get("return_indices", False)))
         if needs:
             kwargs["return_indices"] = True
         plan.append(_Layer(spec, attrs[spec.name], kwargs, positional, needs, returns))
@@ -214,13 +213,7 @@ def _input_shape(stack: Stack, plan: list[_Layer]) -> tuple[int, int, int]:
     channels = stack.input.channels
     if channels is None:   # the first layer that needs a channel count says what fits
         for layer in plan:
-            kw = layer.spec.full_args()
-            if layer.spec.type in ("Conv2d", "ConvTranspose2d"):
-                channels = kw["in_channels"]
-            elif layer.spec.type == "BatchNorm2d":
-                channels = kw["num_features"]
-            elif layer.spec.type == "PReLU" and kw["num_parameters"] > 1:
-                channels = kw["num_parameters"]
+            channels = layer.spec.layer_type.input_channels(layer.spec.full_args())
             if channels is not None:
                 break
     h, w = stack.input.size if stack.input.size is not None else (32, 32)
@@ -236,7 +229,7 @@ def pytorch_code(stack: Stack, class_name: str = DEFAULT_CLASS_NAME) -> str:
     printable = _printable(stack, class_name)
     modules = dict(printable.named_children())
     train = stack.mode == "train"
-    random_layers = [l for l in plan if train and l.spec.type in _RANDOM_IN_TRAINING]
+    random_layers = [l for l in plan if train and l.spec.layer_type.random_in_training]
     by_name = {s.name: s for s in stack.layers}
     position = {s.name: i for i, s in enumerate(stack.layers)}
     attrs = attribute_names(stack)
@@ -266,7 +259,7 @@ def pytorch_code(stack: Stack, class_name: str = DEFAULT_CLASS_NAME) -> str:
         w("        with torch.random.fork_rng(devices=[]):")
         body_indent = "            "
     if random_layers:
-        w(f"{body_indent}# The app draws each {'/'.join(_RANDOM_IN_TRAINING)} layer's randomness from a fixed seed,")
+        w(f"{body_indent}# The app draws each {'/'.join(t.name for t in LAYER_TYPES.values() if t.random_in_training)} layer's randomness from a fixed seed,")
         w(f"{body_indent}# so every run shows the same mask; set this to False to train with fresh randomness.")
         w(f"{body_indent}self.{RANDOM_FLAG} = True")
     for spec in stack.layers:
@@ -296,7 +289,7 @@ def pytorch_code(stack: Stack, class_name: str = DEFAULT_CLASS_NAME) -> str:
             continue
         layer = plan_by_name[spec.name]
         a = layer.attr
-        if layer.spec.type == "MaxPool2d":
+        if layer.spec.layer_type.records_indices:
             if layer.needs_indices:
                 w(f"        {a}_size = x.shape[-2:]  # the unpooling restores this size")
             if layer.returns_indices:
@@ -304,12 +297,12 @@ def pytorch_code(stack: Stack, class_name: str = DEFAULT_CLASS_NAME) -> str:
             else:
                 w(f"        x = self.{a}(x)")
             continue
-        if layer.spec.type == "MaxUnpool2d":
+        if layer.spec.layer_type.takes_indices:
             source = by_name.get(spec.indices_from) if spec.indices_from else None
-            if source is None or source.type != "MaxPool2d" or not source.enabled \
+            if source is None or not source.layer_type.records_indices or not source.enabled \
                     or position[source.name] > position[spec.name]:
                 why = ("which is disabled" if source is not None and not source.enabled
-                       else "which is not an earlier MaxPool2d")
+                       else f"which is not an earlier {' or '.join(indices_recorders())}")
                 msg = f"{spec.type} '{spec.name}' takes its indices from {spec.indices_from!r}, {why}."
                 w(f"        raise RuntimeError({msg!r})")
                 continue

@@ -52,8 +52,8 @@ DIVERGING = "diverging"
 ALIASES = {"coolwarm": DIVERGING}
 
 
-def _lut_from_anchors(hex_colours: str) -> np.ndarray:
-    anchors = np.frombuffer(bytes.fromhex(hex_colours), dtype=np.uint8).reshape(-1, 3).astype(np.float64)
+def _lut_from_anchors(hex_colors: str) -> np.ndarray:
+    anchors = np.frombuffer(bytes.fromhex(hex_colors), dtype=np.uint8).reshape(-1, 3).astype(np.float64)
     # Anchors are evenly spaced over the table, whatever their count.
     anchor_pos = np.linspace(0.0, 255.0, len(anchors))
     positions = np.arange(256, dtype=np.float64)

@@ -21,13 +21,13 @@ class ViewSettings:
     normalization: str = "channel"
     batch_index: int = 0
     channel: int = 0
+    max_pixels: int = render.DISPLAY_MAX_PIXELS   # the display budget: bigger grids are drawn shrunk
 
     def render_key(self, out: torch.Tensor) -> tuple:
         """Settings that change the pixels: the channel matters only across the batch, the item not then."""
         item = None if self.mode == "batch" else min(self.batch_index, out.shape[0] - 1)
         channel = min(self.channel, out.shape[1] - 1) if self.mode == "batch" else None
-        # The display budget is read at render time (tests and the benchmark lower it): part of the key.
-        return (SameTensor(out), self.mode, self.normalization, item, channel, render.DISPLAY_MAX_PIXELS)
+        return (SameTensor(out), self.mode, self.normalization, item, channel, self.max_pixels)
 
 
 @dataclass
@@ -39,9 +39,9 @@ class PreparedView:
 
 def render_view(out: torch.Tensor, settings: ViewSettings, full_size: bool = False) -> PreparedView:
     """A 4-D output drawn as the view shows it: all channels of one item, one channel across the
-    batch, or the first three channels as RGB. Grids beyond render.DISPLAY_MAX_PIXELS are drawn shrunk
+    batch, or the first three channels as RGB. Grids beyond ``settings.max_pixels`` are drawn shrunk
     unless ``full_size`` (exports)."""
-    max_pixels = None if full_size else render.DISPLAY_MAX_PIXELS      # looked up now: tests lower it
+    max_pixels = None if full_size else settings.max_pixels
     key = settings.render_key(out)
     item = min(settings.batch_index, out.shape[0] - 1)
     if settings.mode == "batch":

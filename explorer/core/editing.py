@@ -3,14 +3,9 @@ it, so a freshly built stack runs without hand-fixing. Used by the window and us
 
 from __future__ import annotations
 
-from explorer.core.layers import LAYER_TYPES, LayerArgError, LayerSpec, check_args
+from explorer.core.layers import LAYER_TYPES, LayerArgError, LayerSpec, NewLayerContext, check_args
 from explorer.core.shapes import infer_shapes
 from explorer.core.stack import Stack, default_name, name_problem
-
-
-# A channel count the new layer chooses freely (not one it must match) is kept at most this:
-# an auto-sized layer must never be one whose weights fill the memory.
-MAX_AUTO_CHANNELS = 512
 
 
 def _shapes_before(stack: Stack, position: int, input_shape: tuple[int, ...]) -> list[tuple[int, ...]]:
@@ -42,7 +37,7 @@ def _image_channels(shapes: list[tuple[int, ...]]) -> int:
 
 
 def earlier_pools(stack: Stack, position: int) -> list[LayerSpec]:
-    return [layer for layer in stack.layers[:position] if layer.type == "MaxPool2d"]
+    return [layer for layer in stack.layers[:position] if layer.layer_type.records_indices]
 
 
 def earlier_pool_names(stack: Stack, position: int) -> list[str]:
@@ -82,7 +77,7 @@ def pool_order_problem(stack: Stack) -> str | None:
     for layer in stack.layers:
         if layer.indices_from is not None and layer.indices_from not in pools_seen:
             return f"'{layer.name}' would come before '{layer.indices_from}', whose indices it needs."
-        if layer.type == "MaxPool2d":
+        if layer.layer_type.records_indices:
             pools_seen.add(layer.name)
     return None
 
@@ -95,33 +90,11 @@ def new_layer(stack: Stack, type_name: str, position: int, input_shape: tuple[in
     shapes = _shapes_before(stack, position, input_shape)
     shape = shapes[-1]
     channels = _image_channels(shapes)
-    args: dict = {}
-    indices_from = None
-    if type_name == "Conv2d":
-        args = {"in_channels": channels, "out_channels": 8, "kernel_size": 3}
-    elif type_name == "ConvTranspose2d":
-        args = {"in_channels": channels, "out_channels": min(channels, MAX_AUTO_CHANNELS), "kernel_size": 2, "stride": 2}
-    elif type_name in ("MaxPool2d", "AvgPool2d"):
-        args = {"kernel_size": 2}
-    elif type_name == "MaxUnpool2d":
-        pools = earlier_pools(stack, position)
-        if not pools:
-            raise ValueError("MaxUnpool2d puts values back where a MaxPool2d found them; add a MaxPool2d before it first.")
-        pool = pools[-1].full_args()
-        args = {"kernel_size": pool["kernel_size"]}
-        if pool["stride"] is not None:
-            args["stride"] = pool["stride"]
-        if pool["padding"] not in (0, (0, 0)):
-            args["padding"] = pool["padding"]
-        indices_from = pools[-1].name
-    elif type_name == "Upsample":
-        args = {"scale_factor": 2.0}
-    elif type_name == "BatchNorm2d":
-        args = {"num_features": channels}
-    elif type_name == "Linear":
-        args = {"in_features": shape[-1] if shape else 1, "out_features": 10}
-    elif type_name == "Softmax":
-        args = {"dim": 1}
+    t = LAYER_TYPES[type_name]
+    pools = earlier_pools(stack, position)
+    pool_args = pools[-1].full_args() if pools and t.takes_indices else None
+    args = t.new_args(NewLayerContext(channels, shape, pool_args))
+    indices_from = pools[-1].name if t.takes_indices else None
     name = default_name(stack.names(), type_name)
     try:
         check_args(type_name, args)

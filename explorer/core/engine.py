@@ -18,8 +18,8 @@ from torch import nn
 from explorer.core.checks import LayerRunError, explain_exception
 from explorer.core.devices import is_out_of_memory, out_of_memory_message, resolve_device, synchronize
 from explorer.core.identity import SameTensor
-from explorer.core.layers import (LayerArgError, LayerSpec, ShapeContext, build_module, format_bytes, layer_bytes,
-                                  layer_seed, param_count)
+from explorer.core.layers import (LayerArgError, LayerSpec, ShapeContext, build_module, format_bytes, forward_layer,
+                                  layer_bytes, layer_seed, param_count)
 from explorer.core.shapes import ShapeRow, infer_shapes
 from explorer.core.stack import Stack
 
@@ -36,7 +36,7 @@ class LayerResult:
     seconds: float = 0.0
     output: torch.Tensor | None = None
     error: str | None = None
-    indices: torch.Tensor | None = field(default=None, repr=False)   # MaxPool2d only
+    indices: torch.Tensor | None = field(default=None, repr=False)   # layers that record indices (MaxPool2d)
     reused: bool = False                                              # taken from the previous run
 
 
@@ -93,16 +93,11 @@ def _forward(spec: LayerSpec, module: nn.Module | None, x: torch.Tensor, done: d
     if not spec.enabled:
         return x, None
     spec.layer_type.output_shape(spec, spec.full_args(), tuple(x.shape), ShapeContext(source, done, train))
-    if spec.type == "MaxPool2d":
-        out, indices = module(x)
-        return out, indices
-    if spec.type == "MaxUnpool2d":
-        pool = done[spec.indices_from]      # the rule has checked that it ran
-        # The default output size is the pool's input size, which also undoes a floor in the pool.
-        return module(x, pool.indices, output_size=list(pool.input_shape[-2:])), None
     if getattr(module, "inplace", False):
         x = x.clone()    # an in-place layer would overwrite the previous layer's kept output
-    return module(x), None
+    # the indices earlier layers recorded (the rule has checked that the one this layer takes ran)
+    kept = {name: (r.indices, tuple(r.input_shape[-2:])) for name, r in done.items() if r.indices is not None}
+    return forward_layer(spec, module, x, kept)
 
 
 def _tensor_bytes(shape: tuple[int, ...] | None, itemsize: int) -> int:
@@ -135,7 +130,7 @@ def layer_run_bytes(spec: LayerSpec, plan: LayerResult | ShapeRow, itemsize: int
     if not spec.enabled:
         return 0
     out = _tensor_bytes(plan.output_shape, itemsize)
-    if spec.type == "MaxPool2d":
+    if spec.layer_type.records_indices:
         out += _tensor_bytes(plan.output_shape, 8)
     return out + layer_bytes(spec)
 

@@ -13,7 +13,7 @@ import io
 import json
 import os
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
@@ -38,6 +38,9 @@ class InputBatch:
     labels: list[int] | None = None  # CIFAR only: label per image
     classes: list[str] | None = None  # CIFAR only: class name per image
     class_names: list[str] | None = None  # CIFAR only: all label names
+    # Item index -> the input panel's uint8 picture of it, made where the batch is loaded (a worker):
+    # its cost grows with the image (up to 64 MP), so the GUI thread must not make it.
+    previews: dict[int, np.ndarray] = field(default_factory=dict, compare=False, repr=False)
 
 
 # Deliberately limited to the everyday formats: every extra Pillow plugin is more parser

@@ -19,9 +19,8 @@ from typing import Callable
 import torch
 from torch import nn
 
-from explorer.core.layers import LayerSpec, build_module, layer_seed
+from explorer.core.layers import LAYER_TYPES, LayerSpec, build_module, layer_seed
 
-CONV_TYPES = ("Conv2d", "ConvTranspose2d")
 MAX_LINEAR = 64          # the grid editor shows Linear layers up to 64 x 64
 MAX_KERNEL = 15          # and kernels up to 15 x 15 (bigger ones do not fit as readable cells)
 
@@ -49,7 +48,7 @@ def _derivative(n: int) -> torch.Tensor:
     return out
 
 
-def _centre_offsets(kh: int, kw: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _center_offsets(kh: int, kw: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Row and column offsets from the centre, as [kh, kw] grids."""
     dy = torch.arange(kh, dtype=torch.float64) - (kh - 1) / 2
     dx = torch.arange(kw, dtype=torch.float64) - (kw - 1) / 2
@@ -80,18 +79,18 @@ def _sobel_y(kh: int, kw: int) -> torch.Tensor:
 
 
 def _prewitt_x(kh: int, kw: int) -> torch.Tensor:
-    _, dx = _centre_offsets(kh, kw)
+    _, dx = _center_offsets(kh, kw)
     return torch.sign(dx).clone()
 
 
 def _prewitt_y(kh: int, kw: int) -> torch.Tensor:
-    dy, _ = _centre_offsets(kh, kw)
+    dy, _ = _center_offsets(kh, kw)
     return torch.sign(dy).clone()
 
 
 def _emboss(kh: int, kw: int) -> torch.Tensor:
     # [[-2,-1,0],[-1,1,1],[0,1,2]] for 3x3: a slope from top-left to bottom-right, plus the pixel itself.
-    dy, dx = _centre_offsets(kh, kw)
+    dy, dx = _center_offsets(kh, kw)
     return dy + dx + _identity(kh, kw)
 
 
@@ -192,7 +191,7 @@ def kernel_view(weight: torch.Tensor, layer_type: str) -> torch.Tensor:
     """The weight as [filter (output channel), input channel, kH, kW]; a view, so writes go through."""
     if weight.dim() != 4:
         raise KernelError(f"A {layer_type} weight has 4 dimensions; this one has {weight.dim()}.")
-    return weight.transpose(0, 1) if layer_type == "ConvTranspose2d" else weight
+    return weight.transpose(0, 1) if LAYER_TYPES[layer_type].weight_layout == "transposed" else weight
 
 
 def put_kernel(weight: torch.Tensor, layer_type: str, kernel: torch.Tensor, scope: str,
@@ -220,7 +219,7 @@ def put_kernel(weight: torch.Tensor, layer_type: str, kernel: torch.Tensor, scop
     return new
 
 
-def normalised_to_sum_one(kernel: torch.Tensor) -> torch.Tensor:
+def normalized_to_sum_one(kernel: torch.Tensor) -> torch.Tensor:
     total = float(kernel.sum())
     if abs(total) <= 1e-6 * max(float(kernel.abs().sum()), 1e-30):    # zero up to rounding
         raise KernelError("This kernel sums to 0, so it cannot be scaled to sum to 1; make one value larger first.")
@@ -232,7 +231,7 @@ def zero_mean(kernel: torch.Tensor) -> torch.Tensor:
 
 
 # ---------------------------------------------------------------- initialisers
-INITIALISERS = {
+INITIALIZERS = {
     "default": "torch's default (from the stack seed)",
     "xavier_normal": "Xavier normal (Glorot), bias 0",
     "kaiming_normal": "Kaiming normal (He, for ReLU), bias 0",
@@ -241,13 +240,13 @@ INITIALISERS = {
 }
 
 
-def initialised_state(spec: LayerSpec, how: str, seed: int, new_seed: int | None = None) -> dict[str, torch.Tensor] | None:
+def initialized_state(spec: LayerSpec, how: str, seed: int, new_seed: int | None = None) -> dict[str, torch.Tensor] | None:
     """The layer's parameters after an initialiser. None for 'default': the layer then takes its
     parameters from the stack seed, as a layer nobody edited does."""
     if how == "default":
         return None
-    if how not in INITIALISERS:
-        raise KernelError(f"Unknown initialiser '{how}'; choose one of {', '.join(INITIALISERS)}.")
+    if how not in INITIALIZERS:
+        raise KernelError(f"Unknown initialiser '{how}'; choose one of {', '.join(INITIALIZERS)}.")
     plain = spec.copy(state=None)
     if how == "new_seed":
         module = build_module(plain, new_seed if new_seed is not None else seed + 1)
@@ -271,7 +270,7 @@ def initialised_state(spec: LayerSpec, how: str, seed: int, new_seed: int | None
 
 
 # ---------------------------------------------------------------- resizing
-def resize_centred(t: torch.Tensor, kh: int, kw: int) -> torch.Tensor:
+def resize_centered(t: torch.Tensor, kh: int, kw: int) -> torch.Tensor:
     """Crops or zero-pads the last two dimensions to kh x kw around the centre, so a 3x3 Sobel
     stays in the middle of a 5x5 kernel and a 5x5 kernel keeps its middle 3x3."""
     h, w = t.shape[-2:]
@@ -301,7 +300,7 @@ def reconcile_state(before: LayerSpec, after: LayerSpec, seed: int) -> dict[str,
         old = before.state.get(key)
         if old is not None and old.dim() == target.dim():
             if old.dim() == 4:
-                old = resize_centred(old, *target.shape[-2:])
+                old = resize_centered(old, *target.shape[-2:])
                 target[:old.shape[0], :old.shape[1]] = old[:target.shape[0], :target.shape[1]]
             elif old.dim() == 2:
                 target[:old.shape[0], :old.shape[1]] = old[:target.shape[0], :target.shape[1]]

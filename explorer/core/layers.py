@@ -470,6 +470,128 @@ def _softmax_shape(spec: LayerSpec, a: dict[str, Any], shape: tuple[int, ...], c
     return shape
 
 
+# ---------------------------------------------------------------- per-type rules between arguments, weights, descriptions
+def _check_conv(a: dict[str, Any]) -> None:
+    for key in ("in_channels", "out_channels"):
+        if a[key] % a["groups"]:
+            raise LayerArgError("groups", f"groups ({a['groups']}) must divide {key} ({a[key]}) evenly.")
+    if a["padding"] == "same" and any(s != 1 for s in pair(a["stride"])):
+        raise LayerArgError("padding", "padding='same' only works with stride 1; use a number for padding instead.")
+
+
+def _check_conv_transpose(a: dict[str, Any]) -> None:
+    _check_conv(a)
+    for op, s, d in zip(pair(a["output_padding"]), pair(a["stride"]), pair(a["dilation"])):
+        if op >= max(s, d):
+            raise LayerArgError("output_padding", "output_padding must be smaller than either stride or dilation.")
+
+
+def _check_pool(a: dict[str, Any]) -> None:
+    # torch compares the padding with half the kernel size itself, not the dilated kernel
+    for p, kk in zip(pair(a["padding"]), pair(a["kernel_size"])):
+        if p > kk // 2:
+            raise LayerArgError("padding", f"padding ({p}) must be at most half the kernel size ({kk}).")
+
+
+def _check_upsample(a: dict[str, Any]) -> None:
+    if (a["size"] is None) == (a["scale_factor"] is None):
+        raise LayerArgError("scale_factor" if a["size"] is None else "size",
+                            "Upsample needs exactly one of size or scale_factor.")
+    if a["recompute_scale_factor"] and a["size"] is not None:     # torch refuses it only when it runs
+        raise LayerArgError("recompute_scale_factor", "recompute_scale_factor only goes with scale_factor, not with size.")
+    if a["align_corners"] is not None and a["mode"] not in ("bilinear", "bicubic"):
+        raise LayerArgError("align_corners", f"align_corners can only be set for bilinear or bicubic, not mode '{a['mode']}'.")
+
+
+def _check_rrelu(a: dict[str, Any]) -> None:
+    if a["lower"] > a["upper"]:
+        raise LayerArgError("lower", f"lower ({a['lower']}) must not exceed upper ({a['upper']}).")
+
+
+_F32 = "float32"
+
+
+def _weight_and_bias(weight: tuple[int, ...], a: dict[str, Any], bias_size: int) -> dict[str, tuple]:
+    out = {"weight": (weight, _F32, True)}
+    if a["bias"]:
+        out["bias"] = ((bias_size,), _F32, True)
+    return out
+
+
+def _conv_tensors(a: dict[str, Any]) -> dict[str, tuple]:
+    return _weight_and_bias((a["out_channels"], a["in_channels"] // a["groups"], *pair(a["kernel_size"])), a, a["out_channels"])
+
+
+def _conv_transpose_tensors(a: dict[str, Any]) -> dict[str, tuple]:
+    return _weight_and_bias((a["in_channels"], a["out_channels"] // a["groups"], *pair(a["kernel_size"])), a, a["out_channels"])
+
+
+def _batchnorm_tensors(a: dict[str, Any]) -> dict[str, tuple]:
+    c = (a["num_features"],)
+    out = {}
+    if a["affine"]:
+        out["weight"] = (c, _F32, True)
+        if a.get("bias", True):
+            out["bias"] = (c, _F32, True)
+    if a["track_running_stats"]:
+        out.update(running_mean=(c, _F32, False), running_var=(c, _F32, False),
+                   num_batches_tracked=((), "int64", False))
+    return out
+
+
+def _describe_conv(spec: LayerSpec, a: dict[str, Any]) -> str:
+    s = f"{spec.type} {a['in_channels']}→{a['out_channels']} k{_fmt_pair(a['kernel_size'])} s{_fmt_pair(a['stride'])}"
+    if a["padding"] not in (0, (0, 0)):
+        s += f" p{a['padding'] if isinstance(a['padding'], str) else _fmt_pair(a['padding'])}"
+    return s
+
+
+def _describe_pool(spec: LayerSpec, a: dict[str, Any]) -> str:
+    stride = a["stride"] if a["stride"] is not None else a["kernel_size"]
+    s = f"{spec.type} k{_fmt_pair(a['kernel_size'])} s{_fmt_pair(stride)}"
+    if spec.layer_type.takes_indices and spec.indices_from:
+        s += f" ← {spec.indices_from}"
+    return s
+
+
+def _describe_upsample(spec: LayerSpec, a: dict[str, Any]) -> str:
+    how = f"×{_fmt_pair(a['scale_factor'])}" if a["scale_factor"] is not None else f"→{_fmt_pair(a['size'])}"
+    return f"Upsample {how} {a['mode']}"
+
+
+def _describe(template: str) -> Callable[[LayerSpec, dict[str, Any]], str]:
+    """A description from a format string over the full arguments, e.g. 'Linear {in_features}→{out_features}'."""
+    return lambda spec, a: template.format(**a)
+
+
+# ---------------------------------------------------------------- what a new layer starts with
+# A channel count the new layer chooses freely (not one it must match) is kept at most this:
+# an auto-sized layer must never be one whose weights fill the memory.
+MAX_AUTO_CHANNELS = 512
+
+
+@dataclass(frozen=True)
+class NewLayerContext:
+    """What reaches a layer added in the window: the image channels (from before any Flatten), the
+    shape, and the full arguments of the latest earlier layer that records indices (None if none)."""
+
+    channels: int
+    shape: tuple[int, ...]
+    pool_args: dict[str, Any] | None = None
+
+
+def _new_unpool_args(ctx: NewLayerContext) -> dict[str, Any]:
+    if ctx.pool_args is None:
+        raise ValueError("MaxUnpool2d puts values back where a MaxPool2d found them; add a MaxPool2d before it first.")
+    pool = ctx.pool_args
+    args = {"kernel_size": pool["kernel_size"]}
+    if pool["stride"] is not None:
+        args["stride"] = pool["stride"]
+    if pool["padding"] not in (0, (0, 0)):
+        args["padding"] = pool["padding"]
+    return args
+
+
 # ---------------------------------------------------------------- the layer types
 @dataclass(frozen=True)
 class LayerType:
@@ -483,7 +605,24 @@ class LayerType:
     summary: str
     output_shape: Callable[..., tuple[int, ...]] = _same_shape
     formula: Callable[..., list[str]] = _no_formula
-    keeps_image: bool = True        # False: the output is [N, features], no longer an image
+    keeps_image: bool = True            # False: the output is [N, features], no longer an image
+    short_name: str = ""                # the stem of default names (conv → conv1, conv2); "" is the type in lower case
+    new_args: Callable[[NewLayerContext], dict[str, Any]] = lambda ctx: {}   # what a layer added in the window starts with
+    input_channels: Callable[[dict[str, Any]], int | None] = lambda args: None   # the input channels its arguments ask for
+    records_indices: bool = False       # forward also returns where each value came from; later layers may take them
+    takes_indices: bool = False         # forward takes the indices an earlier recording layer gave (``indices_from``)
+    random_in_training: bool = False    # its forward draws random numbers in train mode
+    gives_probabilities: bool = False   # its outputs sum to 1: training takes the logits before it
+    width_arg: str | None = None        # the argument that sets how many values per sample it outputs
+    pointwise: bool = False             # acts on each position alone: a receptive field passes through it
+    weight_layout: str | None = None    # hand-editable weight: "filters" [out, in/groups, kH, kW], "transposed"
+                                        # [in, out/groups, kH, kW] or "matrix" [out, in]; None: no kernels
+    probe: str | None = None            # its hover explanation in probe.py, None: none
+    check: Callable[[dict[str, Any]], None] = lambda args: None   # rules between arguments (raise LayerArgError)
+    tensors: Callable[[dict[str, Any]], dict[str, tuple]] = lambda args: {}   # state_dict() name -> (shape, dtype, is param)
+    sizing_args: tuple[str, ...] = ()   # the arguments that make its weights large (named when they are too large)
+    describe: Callable[[LayerSpec, dict[str, Any]], str] = lambda spec, args: spec.type   # a few characters for lists
+    exclusive: tuple[tuple[str, str], ...] = ()   # (argument, the argument it excludes): setting one unsets the other
 
     def arg(self, name: str) -> Arg:
         for a in self.args:
@@ -529,10 +668,17 @@ def _conv_args(transposed: bool) -> tuple[Arg, ...]:
 _TYPES: list[LayerType] = [
     LayerType("Conv2d", "Convolution", _conv_args(False),
               "Slides out_channels learned kernels over the input; each gives one feature map.",
-              output_shape=_conv2d_shape, formula=_conv2d_formula),
+              output_shape=_conv2d_shape, formula=_conv2d_formula,
+              short_name="conv", new_args=lambda c: {"in_channels": c.channels, "out_channels": 8, "kernel_size": 3},
+              input_channels=lambda a: a["in_channels"], weight_layout="filters", probe="conv",
+              check=_check_conv, tensors=_conv_tensors, sizing_args=("in_channels", "out_channels", "kernel_size"), describe=_describe_conv),
     LayerType("ConvTranspose2d", "Convolution", _conv_args(True),
               "The gradient of a convolution: spreads each input pixel over a kernel-sized patch (learned upsampling).",
-              output_shape=_conv_transpose_shape, formula=_conv_transpose_formula),
+              output_shape=_conv_transpose_shape, formula=_conv_transpose_formula,
+              short_name="deconv", input_channels=lambda a: a["in_channels"], weight_layout="transposed",
+              new_args=lambda c: {"in_channels": c.channels, "out_channels": min(c.channels, MAX_AUTO_CHANNELS),
+                                  "kernel_size": 2, "stride": 2}, probe="conv_transpose",
+              check=_check_conv_transpose, tensors=_conv_transpose_tensors, sizing_args=("in_channels", "out_channels", "kernel_size"), describe=_describe_conv),
     LayerType("MaxPool2d", "Pooling", (
         _a("kernel_size", "pair", required=True, **_PAIR1),
         _a("stride", "opt_pair", None, help_key="pool_stride", **_PAIR1),
@@ -541,7 +687,9 @@ _TYPES: list[LayerType] = [
         _a("return_indices", "bool", False),
         _a("ceil_mode", "bool", False),
     ), "Keeps the largest value of each window: smaller maps, strongest responses.",
-              output_shape=_pool_shape, formula=_pool_formula),
+              output_shape=_pool_shape, formula=_pool_formula,
+              short_name="pool", new_args=lambda c: {"kernel_size": 2}, records_indices=True, probe="max_pool",
+              check=_check_pool, describe=_describe_pool),
     LayerType("AvgPool2d", "Pooling", (
         _a("kernel_size", "pair", required=True, **_PAIR1),
         _a("stride", "opt_pair", None, help_key="pool_stride", **_PAIR1),
@@ -550,13 +698,17 @@ _TYPES: list[LayerType] = [
         _a("count_include_pad", "bool", True),
         _a("divisor_override", "opt_int", None, minimum=1),
     ), "Replaces each window by its average.",
-              output_shape=_pool_shape, formula=_pool_formula),
+              output_shape=_pool_shape, formula=_pool_formula,
+              short_name="avgpool", new_args=lambda c: {"kernel_size": 2}, probe="avg_pool",
+              check=_check_pool, describe=_describe_pool),
     LayerType("MaxUnpool2d", "Unpooling & upsampling", (
         _a("kernel_size", "pair", required=True, **_PAIR1),
         _a("stride", "opt_pair", None, help_key="pool_stride", **_PAIR1),
         _a("padding", "pair", 0, help_key="pool_padding", minimum=0),
     ), "Puts each value back where an earlier MaxPool2d found its maximum; zeros elsewhere.",
-              output_shape=_unpool_shape, formula=_unpool_formula),
+              output_shape=_unpool_shape, formula=_unpool_formula,
+              short_name="unpool", new_args=_new_unpool_args, takes_indices=True, probe="max_unpool",
+              describe=_describe_pool),
     LayerType("Upsample", "Unpooling & upsampling", (
         _a("size", "size", None, minimum=1),
         _a("scale_factor", "scale", None, minimum=1e-6),
@@ -564,25 +716,35 @@ _TYPES: list[LayerType] = [
         _a("align_corners", "opt_bool", None),
         _a("recompute_scale_factor", "opt_bool", None),
     ), "Enlarges the maps by copying (nearest) or interpolating pixels.",
-              output_shape=_upsample_shape, formula=_upsample_formula),
-    LayerType("ReLU", "Activation", (_INPLACE,), "max(0, x): negative values become 0."),
-    LayerType("Sigmoid", "Activation", (), "1 / (1 + exp(-x)): squashes every value into (0, 1)."),
-    LayerType("Tanh", "Activation", (), "tanh(x): squashes every value into (-1, 1)."),
+              output_shape=_upsample_shape, formula=_upsample_formula,
+              short_name="up", new_args=lambda c: {"scale_factor": 2.0},
+              check=_check_upsample, describe=_describe_upsample,
+              exclusive=(("size", "scale_factor"), ("scale_factor", "size"))),
+    LayerType("ReLU", "Activation", (_INPLACE,), "max(0, x): negative values become 0.", pointwise=True),
+    LayerType("Sigmoid", "Activation", (), "1 / (1 + exp(-x)): squashes every value into (0, 1).", pointwise=True),
+    LayerType("Tanh", "Activation", (), "tanh(x): squashes every value into (-1, 1).", pointwise=True),
     LayerType("LeakyReLU", "Activation", (_a("negative_slope", "float", 0.01), _INPLACE),
-              "Like ReLU, but negative values keep a small slope."),
+              "Like ReLU, but negative values keep a small slope.",
+              describe=_describe("LeakyReLU {negative_slope:g}"), pointwise=True),
     LayerType("PReLU", "Activation", (_a("num_parameters", "int", 1, minimum=1), _a("init", "float", 0.25)),
               "Like LeakyReLU with a learned negative slope.",
-              output_shape=_prelu_shape),
+              output_shape=_prelu_shape,
+              input_channels=lambda a: a["num_parameters"] if a["num_parameters"] > 1 else None,
+              tensors=lambda a: {"weight": ((a["num_parameters"],), _F32, True)}, sizing_args=("num_parameters",), pointwise=True),
     LayerType("RReLU", "Activation", (
         _a("lower", "float", 1.0 / 8), _a("upper", "float", 1.0 / 3), _INPLACE),
-        "LeakyReLU with a random slope in training and the mean slope in evaluation."),
+        "LeakyReLU with a random slope in training and the mean slope in evaluation.",
+              random_in_training=True,
+              check=_check_rrelu, pointwise=True),
     LayerType("ELU", "Activation", (_a("alpha", "float", 1.0), _INPLACE),
-              "x for x > 0, alpha * (exp(x) - 1) otherwise: smooth and allows negative outputs."),
+              "x for x > 0, alpha * (exp(x) - 1) otherwise: smooth and allows negative outputs.", pointwise=True),
     LayerType("GELU", "Activation", (_a("approximate", "choice", "none", choices=("none", "tanh")),),
-              "x weighted by the probability that a standard normal is below x (used in transformers)."),
+              "x weighted by the probability that a standard normal is below x (used in transformers).", pointwise=True),
     LayerType("Softmax", "Activation", (_a("dim", "dim", None),),
               "exp(x) / sum(exp(x)) along one dimension: values become probabilities.",
-              output_shape=_softmax_shape),
+              output_shape=_softmax_shape,
+              new_args=lambda c: {"dim": 1}, gives_probabilities=True,
+              describe=_describe("Softmax dim={dim}")),
     LayerType("BatchNorm2d", "Normalization", (
         _a("num_features", "int", required=True, minimum=1),
         _a("eps", "float", 1e-5, minimum=0),
@@ -591,18 +753,28 @@ _TYPES: list[LayerType] = [
         _a("track_running_stats", "bool", True),
         _a("bias", "bool", True, help_key="bn_bias"),
     ), "Normalises each channel to zero mean and unit variance, then scales and shifts it.",
-              output_shape=_batchnorm_shape),
+              output_shape=_batchnorm_shape,
+              short_name="bn", new_args=lambda c: {"num_features": c.channels},
+              input_channels=lambda a: a["num_features"],
+              tensors=_batchnorm_tensors, sizing_args=("num_features",), describe=_describe("BatchNorm2d {num_features}"), pointwise=True),
     LayerType("Dropout", "Normalization", (_a("p", "float", 0.5, minimum=0, maximum=1), _INPLACE),
-              "Zeroes random values while training; passes everything through in evaluation."),
+              "Zeroes random values while training; passes everything through in evaluation.",
+              random_in_training=True,
+              describe=_describe("Dropout p={p:g}"), pointwise=True),
     LayerType("Flatten", "Flatten & Linear", (_a("start_dim", "int", 1), _a("end_dim", "int", -1)),
               "Turns [N, C, H, W] into [N, C*H*W] so a Linear layer can take it.",
-              output_shape=_flatten_shape, keeps_image=False),
+              output_shape=_flatten_shape, keeps_image=False,
+              describe=_describe("Flatten {start_dim}..{end_dim}")),
     LayerType("Linear", "Flatten & Linear", (
         _a("in_features", "int", required=True, minimum=1),
         _a("out_features", "int", required=True, minimum=1),
         _a("bias", "bool", True),
     ), "y = x Wᵀ + b: every output is a weighted sum of all inputs (a fully connected layer).",
-              output_shape=_linear_shape, keeps_image=False),
+              output_shape=_linear_shape, keeps_image=False,
+              short_name="fc", new_args=lambda c: {"in_features": c.shape[-1] if c.shape else 1, "out_features": 10},
+              width_arg="out_features", weight_layout="matrix",
+              tensors=lambda a: _weight_and_bias((a["out_features"], a["in_features"]), a, a["out_features"]),
+              sizing_args=("in_features", "out_features"), describe=_describe("Linear {in_features}→{out_features}")),
 ]
 
 
@@ -644,6 +816,32 @@ LAYER_TYPES: dict[str, LayerType] = {t.name: _accepted_by_torch(t) for t in _TYP
 
 def layer_type(name: str) -> LayerType:
     return LAYER_TYPES[name]
+
+
+def default_stem(type_name: str) -> str:
+    t = LAYER_TYPES.get(type_name)
+    return (t.short_name if t is not None else "") or type_name.lower()
+
+
+def indices_recorders() -> list[str]:
+    """The types whose indices a later layer may take (MaxPool2d)."""
+    return [t.name for t in LAYER_TYPES.values() if t.records_indices]
+
+
+def forward_layer(spec: LayerSpec, module: nn.Module, x: torch.Tensor,
+                  kept: dict[str, tuple[torch.Tensor, tuple[int, int]]]) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """One built layer on x, with the wiring between layers: a layer that records indices (built by
+    build_module to return them) leaves them and its input size in ``kept`` under its name; one
+    that takes indices reads them from there and restores that size. Returns (output, indices)."""
+    t = spec.layer_type
+    if t.records_indices:
+        out, indices = module(x)
+        kept[spec.name] = (indices, tuple(x.shape[-2:]))
+        return out, indices
+    if t.takes_indices:
+        indices, size = kept[spec.indices_from]
+        return module(x, indices, output_size=list(size)), None
+    return module(x), None
 
 
 def types_by_category() -> dict[str, list[str]]:
@@ -757,51 +955,17 @@ def check_args(type_name: str, args: dict[str, Any]) -> dict[str, Any]:
     return full
 
 
-def _pair(v: Any) -> tuple:
-    return tuple(v) if isinstance(v, (tuple, list)) else (v, v)
-
-
 def _check_combinations(type_name: str, a: dict[str, Any]) -> None:
-    if type_name in ("Conv2d", "ConvTranspose2d"):
-        for key in ("in_channels", "out_channels"):
-            if a[key] % a["groups"]:
-                raise LayerArgError("groups", f"groups ({a['groups']}) must divide {key} ({a[key]}) evenly.")
-        if a["padding"] == "same" and any(s != 1 for s in _pair(a["stride"])):
-            raise LayerArgError("padding", "padding='same' only works with stride 1; use a number for padding instead.")
-        if type_name == "ConvTranspose2d":
-            for op, s, d in zip(_pair(a["output_padding"]), _pair(a["stride"]), _pair(a["dilation"])):
-                if op >= max(s, d):
-                    raise LayerArgError("output_padding", "output_padding must be smaller than either stride or dilation.")
-    if type_name in ("MaxPool2d", "AvgPool2d"):
-        # torch compares the padding with half the kernel size itself, not the dilated kernel
-        for p, kk in zip(_pair(a["padding"]), _pair(a["kernel_size"])):
-            if p > kk // 2:
-                raise LayerArgError("padding", f"padding ({p}) must be at most half the kernel size ({kk}).")
-    if type_name == "Upsample":
-        if (a["size"] is None) == (a["scale_factor"] is None):
-            raise LayerArgError("scale_factor" if a["size"] is None else "size",
-                                "Upsample needs exactly one of size or scale_factor.")
-        if a["recompute_scale_factor"] and a["size"] is not None:     # torch refuses it only when it runs
-            raise LayerArgError("recompute_scale_factor", "recompute_scale_factor only goes with scale_factor, not with size.")
-        if a["align_corners"] is not None and a["mode"] not in ("bilinear", "bicubic"):
-            raise LayerArgError("align_corners", f"align_corners can only be set for bilinear or bicubic, not mode '{a['mode']}'.")
-    if type_name == "RReLU" and a["lower"] > a["upper"]:
-        raise LayerArgError("lower", f"lower ({a['lower']}) must not exceed upper ({a['upper']}).")
+    LAYER_TYPES[type_name].check(a)
     size = sum(_numel(shape) * _BYTES[dtype] for shape, dtype, _ in _tensor_specs(type_name, a).values())
     if size > MAX_LAYER_BYTES:
         count = sum(_numel(shape) for shape, _, is_param in _tensor_specs(type_name, a).values() if is_param)
-        sizing = [k for k in _SIZING_ARGS.get(type_name, ()) if k in a]
-        key = max(sizing, key=lambda k: max(_pair(a[k]))) if sizing else next(iter(a))
+        sizing = [k for k in LAYER_TYPES[type_name].sizing_args if k in a]
+        key = max(sizing, key=lambda k: max(pair(a[k]))) if sizing else next(iter(a))
         raise LayerArgError(key, f"its weights would need {format_bytes(size)} ({count:,} parameters), more than "
                                  f"the {format_bytes(MAX_LAYER_BYTES)} one layer may use; make {key} smaller.")
 
 
-# The arguments that make a layer's parameters large, to name in the refusal.
-_SIZING_ARGS = {
-    "Conv2d": ("in_channels", "out_channels", "kernel_size"),
-    "ConvTranspose2d": ("in_channels", "out_channels", "kernel_size"),
-    "Linear": ("in_features", "out_features"), "BatchNorm2d": ("num_features",), "PReLU": ("num_parameters",),
-}
 _BYTES = {"float32": 4, "int64": 8}    # torch dtype names
 
 
@@ -813,37 +977,9 @@ def _numel(shape: tuple[int, ...]) -> int:
 
 
 def _tensor_specs(type_name: str, a: dict[str, Any]) -> dict[str, tuple[tuple[int, ...], str, bool]]:
-    """Name -> (shape, dtype, is a parameter) of the module's state_dict() entries, in torch's order,
-    computed from the arguments alone: nothing is built or allocated (tests compare with torch)."""
-    f32 = "float32"
-    if type_name in ("Conv2d", "ConvTranspose2d"):
-        k = _pair(a["kernel_size"])
-        if type_name == "Conv2d":
-            out = {"weight": ((a["out_channels"], a["in_channels"] // a["groups"], *k), f32, True)}
-        else:
-            out = {"weight": ((a["in_channels"], a["out_channels"] // a["groups"], *k), f32, True)}
-        if a["bias"]:
-            out["bias"] = ((a["out_channels"],), f32, True)
-        return out
-    if type_name == "Linear":
-        out = {"weight": ((a["out_features"], a["in_features"]), f32, True)}
-        if a["bias"]:
-            out["bias"] = ((a["out_features"],), f32, True)
-        return out
-    if type_name == "PReLU":
-        return {"weight": ((a["num_parameters"],), f32, True)}
-    if type_name == "BatchNorm2d":
-        c = (a["num_features"],)
-        out = {}
-        if a["affine"]:
-            out["weight"] = (c, f32, True)
-            if a.get("bias", True):
-                out["bias"] = (c, f32, True)
-        if a["track_running_stats"]:
-            out.update(running_mean=(c, f32, False), running_var=(c, f32, False),
-                       num_batches_tracked=((), "int64", False))
-        return out
-    return {}
+    """Name -> (shape, dtype name, is a parameter) of the module's state_dict() entries, in torch's
+    order, computed from the arguments alone: nothing is built or allocated (tests compare with torch)."""
+    return LAYER_TYPES[type_name].tensors(a)
 
 
 def layer_seed(seed: int, name: str) -> int:
@@ -858,7 +994,7 @@ def build_module(spec: LayerSpec, seed: int = 0, device: torch.device | str = "c
     import torch
     kwargs = check_args(spec.type, spec.args)
     cls = spec.layer_type.cls
-    if spec.type == "MaxPool2d":
+    if spec.layer_type.records_indices:
         kwargs["return_indices"] = True     # the engine records indices for any later MaxUnpool2d
     device = torch.device(device)
     if device.type == "meta":
@@ -909,44 +1045,14 @@ def describe(spec: LayerSpec) -> str:
         a = spec.full_args()
     except LayerArgError:
         return spec.type
-    t = spec.type
-    if t in ("Conv2d", "ConvTranspose2d"):
-        s = f"{t} {a['in_channels']}→{a['out_channels']} k{_fmt_pair(a['kernel_size'])} s{_fmt_pair(a['stride'])}"
-        if a["padding"] not in (0, (0, 0)):
-            s += f" p{a['padding'] if isinstance(a['padding'], str) else _fmt_pair(a['padding'])}"
-        return s
-    if t in ("MaxPool2d", "AvgPool2d", "MaxUnpool2d"):
-        stride = a["stride"] if a["stride"] is not None else a["kernel_size"]
-        s = f"{t} k{_fmt_pair(a['kernel_size'])} s{_fmt_pair(stride)}"
-        if t == "MaxUnpool2d" and spec.indices_from:
-            s += f" ← {spec.indices_from}"
-        return s
-    if t == "Upsample":
-        how = f"×{_fmt_pair(a['scale_factor'])}" if a["scale_factor"] is not None else f"→{_fmt_pair(a['size'])}"
-        return f"Upsample {how} {a['mode']}"
-    if t == "Linear":
-        return f"Linear {a['in_features']}→{a['out_features']}"
-    if t == "BatchNorm2d":
-        return f"BatchNorm2d {a['num_features']}"
-    if t == "Dropout":
-        return f"Dropout p={a['p']:g}"
-    if t == "LeakyReLU":
-        return f"LeakyReLU {a['negative_slope']:g}"
-    if t == "Softmax":
-        return f"Softmax dim={a['dim']}"
-    if t == "Flatten":
-        return f"Flatten {a['start_dim']}..{a['end_dim']}"
-    return t
+    return spec.layer_type.describe(spec, a)
 
 
 # ---------------------------------------------------------------- argument rules the editors follow
 # Arguments of which a layer takes one or the other: setting one unsets the other in one step.
-EXCLUSIVE_ARGS = {("Upsample", "size"): "scale_factor", ("Upsample", "scale_factor"): "size"}
-
-
 def exclusive_with(type_name: str, arg_name: str) -> str | None:
     """The argument that ``arg_name`` of ``type_name`` excludes (Upsample's size vs scale_factor)."""
-    return EXCLUSIVE_ARGS.get((type_name, arg_name))
+    return dict(LAYER_TYPES[type_name].exclusive).get(arg_name)
 
 
 def unset_arg_fallback(arg: Arg, args: dict[str, Any], output_shape: tuple[int, ...] | None) -> Any:

@@ -13,7 +13,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-PROBED_TYPES = ("Conv2d", "ConvTranspose2d", "MaxPool2d", "AvgPool2d", "MaxUnpool2d")
+from explorer.core.layers import LAYER_TYPES
+
+# The layer types with a hover explanation: those whose spec names one (LayerType.probe).
+PROBED_TYPES = tuple(t.name for t in LAYER_TYPES.values() if t.probe)
+NEEDS_WEIGHTS = ("conv", "conv_transpose")      # explanations that multiply by the layer's kernels
+ON_OUTPUT = ("max_unpool",)                     # explanations whose window lies on the layer's output
 
 
 class ProbeError(ValueError):
@@ -259,19 +264,20 @@ def probe_max_unpool(args: dict, x: torch.Tensor, indices: torch.Tensor, output:
 def probe_layer(layer_type: str, args: dict, state: dict[str, torch.Tensor] | None, layer_input: torch.Tensor,
                 output: torch.Tensor, batch: int, channel: int, y: int, x: int,
                 pool_indices: torch.Tensor | None = None, indices: torch.Tensor | None = None) -> Probe:
-    """Dispatches by layer type. ``args`` are the full arguments (LayerSpec.full_args()); ``state``
+    """Dispatches by the layer type's explanation (LayerType.probe). ``args`` are the full arguments (LayerSpec.full_args()); ``state``
     the module's parameters (weight, bias) on any device; ``pool_indices`` the indices of the
     MaxPool2d an unpool reads; ``indices`` the indices a MaxPool2d recorded for this output."""
-    if layer_type == "Conv2d":
+    kind = LAYER_TYPES[layer_type].probe if layer_type in LAYER_TYPES else None
+    if kind == "conv":
         return probe_conv(args, state["weight"], state.get("bias"), layer_input, output, batch, channel, y, x)
-    if layer_type == "ConvTranspose2d":
+    if kind == "conv_transpose":
         return probe_conv_transpose(args, state["weight"], state.get("bias"), layer_input, output, batch, channel, y, x)
-    if layer_type == "MaxPool2d":
+    if kind == "max_pool":
         return probe_max_pool(args, layer_input, output, batch, channel, y, x, indices)
-    if layer_type == "AvgPool2d":
+    if kind == "avg_pool":
         return probe_avg_pool(args, layer_input, output, batch, channel, y, x)
-    if layer_type == "MaxUnpool2d":
+    if kind == "max_unpool":
         if pool_indices is None:
-            raise ProbeError("This MaxUnpool2d has no pool indices yet; run the stack first.")
+            raise ProbeError(f"This {layer_type} has no pool indices yet; run the stack first.")
         return probe_max_unpool(args, layer_input, pool_indices, output, batch, channel, y, x)
     raise ProbeError(f"Hover explanations cover {', '.join(PROBED_TYPES)}; this layer is a {layer_type}.")

@@ -12,6 +12,8 @@ import math
 
 from torch import nn
 
+from explorer.core.layers import LAYER_TYPES
+
 POOLS = (nn.MaxPool2d, nn.AvgPool2d)
 
 
@@ -75,9 +77,9 @@ def input_box(geometry, y: int, x: int, image_size: tuple[int, int], clip: bool 
 
 
 # Layers that act on each value (or each channel) alone: the receptive field passes through them.
-_POINTWISE = ("ReLU", "LeakyReLU", "PReLU", "ELU", "GELU", "SiLU", "Sigmoid", "Tanh", "Hardtanh", "ReLU6",
-              "RReLU", "Softplus", "Mish", "Hardswish", "Hardsigmoid", "BatchNorm2d", "Dropout", "Dropout2d",
-              "Identity")
+# The app's own layer types say so in their spec; the rest are torchvision models' modules.
+_POINTWISE = (*(t.name for t in LAYER_TYPES.values() if t.pointwise),
+              "SiLU", "Hardtanh", "ReLU6", "Softplus", "Mish", "Hardswish", "Hardsigmoid", "Dropout2d", "Identity")
 
 
 def chain_geometry(modules: list[nn.Module]):

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from explorer.core.layers import (LAYER_TYPES, LayerArgError, LayerSpec, PendingState, check_args, show, state_dtypes,
+from explorer.core.layers import (LAYER_TYPES, LayerArgError, LayerSpec, PendingState, check_args, default_stem,
+                                  indices_recorders, show, state_dtypes,
                                   state_shapes)
 
 FORMAT = "feature-map-explorer/stack"
@@ -61,10 +62,7 @@ class Stack:
 def default_name(stack_names: list[str] | set[str], type_name: str, hints: dict[str, int] | None = None) -> str:
     """A readable unique name: conv1, conv2, relu1, pool1, ... ``hints`` (base -> first number
     worth trying) lets a loader that only ever adds names find each one without starting at 1."""
-    base = {
-        "Conv2d": "conv", "ConvTranspose2d": "deconv", "MaxPool2d": "pool", "AvgPool2d": "avgpool",
-        "MaxUnpool2d": "unpool", "Upsample": "up", "BatchNorm2d": "bn", "Linear": "fc",
-    }.get(type_name, type_name.lower())
+    base = default_stem(type_name)
     taken = stack_names if isinstance(stack_names, (set, frozenset)) else set(stack_names)
     n = hints.get(base, 1) if hints is not None else 1
     while f"{base}{n}" in taken:
@@ -244,12 +242,14 @@ def _layer_from_json(index: int, raw: Any, earlier: set[str], pools: set[str],
     if not isinstance(enabled, bool):
         raise StackError(f"{where}: 'enabled' must be true or false.")
     indices_from = raw.get("indices_from")
-    if t == "MaxUnpool2d":
+    if LAYER_TYPES[t].takes_indices:
         if not isinstance(indices_from, str) or indices_from not in pools:
             earlier = ", ".join(sorted(pools)) or "none in this stack"
-            raise StackError(f"{where}: 'indices_from' must name an earlier MaxPool2d (earlier MaxPool2d layers: {earlier}), not {show(indices_from)}.")
+            pool = " or ".join(indices_recorders())
+            raise StackError(f"{where}: 'indices_from' must name an earlier {pool} (earlier {pool} layers: {earlier}), not {show(indices_from)}.")
     elif indices_from is not None:
-        raise StackError(f"{where}: only MaxUnpool2d takes 'indices_from'.")
+        takers = " and ".join(n for n, lt in LAYER_TYPES.items() if lt.takes_indices)
+        raise StackError(f"{where}: only {takers} takes 'indices_from'.")
     spec = LayerSpec(t, name, dict(args), None, enabled, indices_from)
     if "state" in raw and raw["state"] is not None:
         spec.state = _state_from_json(raw["state"], spec, where)
@@ -293,7 +293,7 @@ def stack_from_dict(data: Any) -> Stack:
         layers.append(spec)
         earlier.add(spec.name)
         avoid.add(spec.name)
-        if spec.type == "MaxPool2d":
+        if spec.layer_type.records_indices:
             pools.add(spec.name)
     return Stack(layers, seed, input_spec, mode, description)
 

@@ -141,40 +141,50 @@ class WindowStart:
     device: str
 
 
-def prepare_window_start(args) -> WindowStart:
-    """On the loader thread: torch and the window's modules, then the stack checked by the real loader
-    (a StackError or DeviceError here ends the app with its sentence, as before the window opened)."""
+def prepare_window_start(args, stack, stack_path: Path | None) -> WindowStart:
+    """On the loader thread: torch and the window's modules, saved weights made tensors, the device
+    (a DeviceError here ends the app with its sentence, as before the window opened)."""
     from explorer.ui.startup import import_window_modules
     import_window_modules()
     from explorer.core.devices import resolve_device
-    from explorer.core.examples import resolve_stack
-    stack, stack_path = None, None
-    if getattr(args, "stack", None):
-        stack = resolve_stack(args.stack)
-        if Path(args.stack).exists():
-            stack_path = Path(args.stack)
+    for layer in (stack.layers if stack is not None else []):
+        layer.state         # noqa: B018 - weights read from the file become tensors here, not on the GUI thread
     device = str(resolve_device(getattr(args, "device", "auto")))
     return WindowStart(stack, stack_path, source_from_args(args), device)
 
 
+def _planned_input_shape(args, stack):
+    from explorer.core.planned_input import planned_input_shape
+    if getattr(args, "cifar", None):
+        return planned_input_shape(stack.input, "cifar", batch_size=args.batch_size)
+    if getattr(args, "image", None):
+        return planned_input_shape(stack.input, "image", args.image)
+    return planned_input_shape(stack.input, "sample", getattr(args, "sample", None) or "astronaut")
+
+
 class WindowStarter(QObject):
-    """The start-up window at once (PySide6 only, no torch), torch and the stack loaded on a thread,
+    """The start-up window at once (PySide6 and the torch-free core only), torch loaded on a thread,
     then the real window in its place (see explorer/ui/startup.py). ``window`` is whichever is
-    shown; ``exit_code`` is set when the app must end (the stack or device was refused)."""
+    shown; ``exit_code`` is set when the app must end (the device was refused, torch failed)."""
 
     window_ready = Signal(object)       # the real window, once it is shown
     gave_up = Signal(int)               # the exit code, when there will be no window
 
     def __init__(self, args, parent: QObject | None = None, settings=None):
-        from explorer.core.outline import outline_stack
+        """Loads STACK (a StackError is one line on stderr, from cli.main, before any window)."""
+        from explorer.core.examples import load_example, resolve_stack
         from explorer.ui.startup import StartupWindow, TorchLoader
         super().__init__(parent or QApplication.instance())
         self.args = args
         self.settings = settings            # None: the user's (QSettings()); tests pass their own
         self.exit_code: int | None = None
-        self.shell = StartupWindow(outline_stack(getattr(args, "stack", None)), settings)
+        given = getattr(args, "stack", None)
+        stack = resolve_stack(given) if given else load_example("default")
+        stack_path = Path(given) if given and Path(given).exists() else None
+        self.shell = StartupWindow(stack, _planned_input_shape(args, stack), stack_path.name if stack_path else "untitled",
+                                   settings)
         self.window = self.shell
-        self.loader = TorchLoader(lambda: prepare_window_start(args), self)
+        self.loader = TorchLoader(lambda: prepare_window_start(args, stack if given else None, stack_path), self)
         self.loader.ready.connect(self._ready)
         self.loader.failed.connect(self._failed)
 

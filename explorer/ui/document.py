@@ -19,6 +19,7 @@ from explorer.core.editing import earlier_pool_names, new_layer, pool_order_prob
 from explorer.core.kernels import reconcile_state
 from explorer.core.layers import LayerSpec, check_args
 from explorer.core.stack import InputSpec, Stack, default_name
+from explorer.ui.qt_signals import qt_signals_blocked
 
 
 MERGE_SECONDS = 1.5   # keystrokes into one field within this time are one undo step
@@ -299,8 +300,7 @@ class StackDocument(QObject):
             return
         clean = stack.cleanIndex()
         kept = [stack.command(i).copy_for(self) for i in range(dropped, count)]
-        stack.blockSignals(True)        # the actions and the title see one change, not a refill
-        try:
+        with qt_signals_blocked(stack):        # the actions and the title see one change, not a refill
             stack.clear()
             for i, command in enumerate(kept):
                 if clean == dropped + i:
@@ -310,8 +310,6 @@ class StackDocument(QObject):
                 stack.setClean()
             elif clean < dropped:
                 stack.resetClean()      # the saved state was among the dropped steps: unreachable now
-        finally:
-            stack.blockSignals(False)
         stack.indexChanged.emit(stack.index())
         stack.canUndoChanged.emit(stack.canUndo())
         stack.undoTextChanged.emit(stack.undoText())

@@ -60,7 +60,7 @@ NO_LAYER_MESSAGE = "Select a layer to see its feature maps."
 # Page indices of the central stack.
 _PAGE_MESSAGE, _PAGE_MAPS, _PAGE_VECTOR = 0, 1, 2
 _STATS_CACHE_SIZE = 16
-_VIEW_CACHE_SIZE = 6         # prepared pictures (each at most render.DISPLAY_MAX_PIXELS bytes)
+_VIEW_CACHE_SIZE = 6         # prepared pictures (each at most ViewSettings.max_pixels bytes)
 
 
 # =========================================================================== main panel
@@ -493,7 +493,7 @@ class FeatureView(QtWidgets.QWidget):
             return None
         out = self._output()
         if self._grid.layout.tile_h < out.shape[2]:
-            # The view draws big layers shrunk (DISPLAY_MAX_PIXELS); a file gets every pixel.
+            # The view draws big layers shrunk (ViewSettings.max_pixels); a file gets every pixel.
             full = render_view(out, self.view_settings(), full_size=True)
             return to_png_array(full.grid, self._colormap)
         return to_png_array(self._grid, self._colormap)
@@ -569,6 +569,8 @@ class FeatureView(QtWidgets.QWidget):
             self._apply_channel()
         if view.batch_index != old.batch_index:
             self._apply_batch_index()
+        if view.max_pixels != old.max_pixels:
+            self._refresh(reset_view=False)
 
     def prime(self, out: torch.Tensor, display: LayerDisplay) -> None:
         """Takes stats and pixels prepared by the run's worker for ``out``; used if they still match."""

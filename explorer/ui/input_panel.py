@@ -294,7 +294,10 @@ class InputPanel(QWidget):
         if batch is None:
             return
         i = min(self.item_spin.value(), int(batch.tensor.shape[0]) - 1)
-        picture = np.ascontiguousarray(render_input_image(self.batch.tensor[i]))
+        picture = batch.previews.get(i)           # made by the run's worker where the batch was loaded
+        if picture is None:                        # another item of a batch: small (CIFAR is 32×32)
+            picture = render_input_image(batch.tensor[i])
+        picture = np.ascontiguousarray(picture)
         self.image_item.setImage(picture, levels=(0, 255), autoLevels=False)
         self.view_box.autoRange(padding=0)
         if self.batch.classes:

@@ -17,12 +17,12 @@ from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QGridLayout, QHBoxLayout, QLabel, QPushButton, QScrollArea,
                                QSpinBox, QVBoxLayout, QWidget)
 
-from explorer.core.kernels import (CONV_TYPES, INITIALISERS, MAX_KERNEL, MAX_LINEAR, PRESET_LIST, PRESETS, SCOPES,
-                                   KernelError, cached_layer_parameters, format_kernel_text, initialised_state, kernel_view,
+from explorer.core.kernels import (INITIALIZERS, MAX_KERNEL, MAX_LINEAR, PRESET_LIST, PRESETS, SCOPES,
+                                   KernelError, cached_layer_parameters, format_kernel_text, initialized_state, kernel_view,
                                    layer_parameters,
-                                   normalised_to_sum_one, preset_kernel, preset_problem, put_kernel, zero_mean)
+                                   normalized_to_sum_one, preset_kernel, preset_problem, put_kernel, zero_mean)
 from explorer.core.devices import is_out_of_memory
-from explorer.core.layers import LayerSpec
+from explorer.core.layers import LAYER_TYPES, LayerSpec
 from explorer.ui.background import LatestCall
 from explorer.ui.document import StackDocument
 from explorer.ui.kernel_grid import NumberGrid
@@ -32,7 +32,7 @@ from explorer.ui.spin_boxes import CheckedSpinBox
 
 __all__ = ["KernelEditor", "PRESETS", "preset_kernel", "editable"]
 
-EDITABLE_TYPES = (*CONV_TYPES, "Linear")
+EDITABLE_TYPES = tuple(t.name for t in LAYER_TYPES.values() if t.weight_layout)   # kernels or a matrix
 OVERVIEW_MAX = 64
 PRESET_HINT = "Presets: point at one in the list to read what it finds."
 
@@ -48,12 +48,12 @@ def editable(spec: LayerSpec | None) -> str | None:
         args = spec.full_args()
     except ValueError as e:
         return f"Fix the arguments of '{spec.name}' first: {e}"
-    if spec.type == "Linear":
+    if spec.layer_type.weight_layout == "matrix":
         if args["in_features"] > MAX_LINEAR or args["out_features"] > MAX_LINEAR:
             return (f"The grid shows Linear layers up to {MAX_LINEAR}×{MAX_LINEAR}; '{spec.name}' is "
                     f"{args['out_features']}×{args['in_features']}.")
         return None
-    if spec.type == "ConvTranspose2d" and args.get("groups", 1) > 1:
+    if spec.layer_type.weight_layout == "transposed" and args.get("groups", 1) > 1:
         # Its weight is [in, out/groups, kH, kW]: filters and inputs pair up per group, which the
         # filter/input pickers do not model; editing would write the wrong kernels.
         return (f"The kernel editor does not edit grouped ConvTranspose2d layers ('{spec.name}' has "
@@ -144,9 +144,9 @@ class KernelEditor(QWidget):
             combo.setMinimumContentsLength(10)
         self.preset_help = _small_label(PRESET_HINT, self)
         self.preset_help.setObjectName("kernelPresetHelp")
-        self.normalise_button = QPushButton("Sum to 1", self)
-        self.normalise_button.setObjectName("kernelNormalise")
-        self.normalise_button.setToolTip("Scale this kernel so its values add up to 1 (a blur then keeps the brightness).")
+        self.normalize_button = QPushButton("Sum to 1", self)
+        self.normalize_button.setObjectName("kernelNormalize")
+        self.normalize_button.setToolTip("Scale this kernel so its values add up to 1 (a blur then keeps the brightness).")
         self.zero_mean_button = QPushButton("Zero-mean", self)
         self.zero_mean_button.setObjectName("kernelZeroMean")
         self.zero_mean_button.setToolTip("Subtract the average, so flat areas give 0 and only changes respond.")
@@ -161,7 +161,7 @@ class KernelEditor(QWidget):
         self.init_combo.setObjectName("kernelInit")
         self.init_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.init_combo.setMinimumContentsLength(12)
-        for key, text in INITIALISERS.items():
+        for key, text in INITIALIZERS.items():
             self.init_combo.addItem(text, key)
         self.init_button = QPushButton("Initialise layer", self)
         self.init_button.setObjectName("kernelInitApply")
@@ -204,7 +204,7 @@ class KernelEditor(QWidget):
         preset_row.addWidget(QLabel("to", self))
         preset_row.addWidget(self.scope, 1)
         tools = QHBoxLayout()
-        for b in (self.normalise_button, self.zero_mean_button, self.copy_button, self.paste_button):
+        for b in (self.normalize_button, self.zero_mean_button, self.copy_button, self.paste_button):
             tools.addWidget(b)
         tools.addStretch(1)
         init_row = QHBoxLayout()
@@ -257,11 +257,11 @@ class KernelEditor(QWidget):
         self.bias_grid.problem.connect(self.show_error)
         self.preset.activated.connect(self._preset_chosen)
         self.preset.highlighted.connect(self._preset_highlighted)
-        self.normalise_button.clicked.connect(lambda: self._transform(normalised_to_sum_one, "Normalise"))
+        self.normalize_button.clicked.connect(lambda: self._transform(normalized_to_sum_one, "Normalise"))
         self.zero_mean_button.clicked.connect(lambda: self._transform(zero_mean, "Zero-mean"))
         self.copy_button.clicked.connect(self.copy_kernel)
         self.paste_button.clicked.connect(lambda: self.paste_kernel(QGuiApplication.clipboard().text()))
-        self.init_button.clicked.connect(lambda: self.initialise(self.init_combo.currentData()))
+        self.init_button.clicked.connect(lambda: self.initialize(self.init_combo.currentData()))
         self.overview.kernel_clicked.connect(self.select_kernel)
         document.changed.connect(self.refresh)
         document.selection_changed.connect(self.refresh)
@@ -274,7 +274,7 @@ class KernelEditor(QWidget):
 
     @property
     def is_linear(self) -> bool:
-        return self._spec is not None and self._spec.type == "Linear"
+        return self._spec is not None and self._spec.layer_type.weight_layout == "matrix"
 
     def kernels(self) -> torch.Tensor:
         """The weight as [filter, input channel, kH, kW]."""
@@ -319,7 +319,7 @@ class KernelEditor(QWidget):
         self._weight = params["weight"].detach().to("cpu", torch.float32)
         bias = params.get("bias")
         self._bias = bias.detach().to("cpu", torch.float32) if bias is not None else None
-        linear = spec.type == "Linear"
+        linear = spec.layer_type.weight_layout == "matrix"
         for w in (self.out_label, self.out_spin, self.in_label, self.in_spin, self.all_inputs, self.kernel_tools,
                   self.overview_title, self.overview):
             w.setVisible(not linear)
@@ -377,7 +377,7 @@ class KernelEditor(QWidget):
             kernel = self.kernels()[o, i]
             self.table.set_values(kernel.numpy(), peak=peak)
             kh, kw = kernel.shape
-            index = f"weight[{i}, {o}]" if spec.type == "ConvTranspose2d" else f"weight[{o}, {i}]"
+            index = f"weight[{i}, {o}]" if spec.layer_type.weight_layout == "transposed" else f"weight[{o}, {i}]"
             self.where.setText(f"{spec.name}.{index}: filter {o}, input channel {i}, {kh}×{kw}")
             if self._bias is not None:
                 self.bias_grid.set_values(self._bias.numpy()[o:o + 1, None], peak=peak, row_labels=[""],
@@ -566,13 +566,13 @@ class KernelEditor(QWidget):
         if self._weight is not None:
             self.table.paste_text(text)
 
-    def initialise(self, how: str) -> None:
+    def initialize(self, how: str) -> None:
         if self._weight is None:
             return
         try:
-            state = initialised_state(self._spec, how, self.document.stack.seed, secrets.randbelow(2 ** 31))
+            state = initialized_state(self._spec, how, self.document.stack.seed, secrets.randbelow(2 ** 31))
         except KernelError as e:
             self.show_error(str(e))
             return
         self._ok()
-        self.document.edit_state(self.document.selected, state, f"Initialise {self._spec.name}: {INITIALISERS[how]}")
+        self.document.edit_state(self.document.selected, state, f"Initialise {self._spec.name}: {INITIALIZERS[how]}")

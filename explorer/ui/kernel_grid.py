@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (QAbstractItemDelegate, QAbstractItemView, QHeader
                                QStyleOptionViewItem, QTableWidget, QTableWidgetItem, QWidget)
 
 from explorer.core.kernels import KernelError, format_kernel_text, parse_kernel_text
+from explorer.ui.qt_signals import qt_signals_blocked
 
 WHEEL_STEP = 0.1     # per wheel notch; Shift: x10, Ctrl: x0.1
 
@@ -144,8 +145,7 @@ class NumberGrid(QTableWidget):
         rows, cols = values.shape
         self._peak = float(peak) if peak else (float(np.abs(values).max()) if values.size else 1.0) or 1.0
         editing = self.currentIndex() if self.state() == QAbstractItemView.State.EditingState else None
-        self.blockSignals(True)
-        try:
+        with qt_signals_blocked(self):
             reshaped = (rows, cols) != (self.rowCount(), self.columnCount())
             if reshaped:
                 self.setRowCount(rows)
@@ -170,8 +170,6 @@ class NumberGrid(QTableWidget):
             self.setVerticalHeaderLabels(row_labels or [str(r) for r in range(rows)])
             if reshaped:
                 self._size_cells()
-        finally:
-            self.blockSignals(False)
 
     def _size_cells(self) -> None:
         for c in range(self.columnCount()):
@@ -203,10 +201,9 @@ class NumberGrid(QTableWidget):
         r, c = index.row(), index.column()
         if 0 <= r < self._values.shape[0] and 0 <= c < self._values.shape[1] and self.item(r, c) is not None:
             v = float(self._values[r, c])
-            self.blockSignals(True)
-            self.item(r, c).setText(format_cell(v))
-            self.item(r, c).setBackground(diverging_color(v / self._peak))
-            self.blockSignals(False)
+            with qt_signals_blocked(self):
+                self.item(r, c).setText(format_cell(v))
+                self.item(r, c).setBackground(diverging_color(v / self._peak))
 
     def _item_changed(self, item: QTableWidgetItem) -> None:
         r, c = item.row(), item.column()
@@ -215,9 +212,8 @@ class NumberGrid(QTableWidget):
         v = parse_number(item.text())
         if v is None:
             text = item.text()
-            self.blockSignals(True)
-            item.setText(format_cell(float(self._values[r, c])))
-            self.blockSignals(False)
+            with qt_signals_blocked(self):
+                item.setText(format_cell(float(self._values[r, c])))
             self.problem.emit(cell_problem(text))
             return
         if v != self._values[r, c]:

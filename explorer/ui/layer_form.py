@@ -158,7 +158,7 @@ class LayerForm(QWidget):
                     self._with_error(self.name_edit, self.name_error, content))
 
         self.indices_combo = None
-        if spec.type == "MaxUnpool2d":
+        if spec.layer_type.takes_indices:
             self.indices_combo = QComboBox(content)
             self.indices_combo.setObjectName("indicesFromCombo")
             tip = "The earlier MaxPool2d whose recorded maximum positions this layer puts the values back to."

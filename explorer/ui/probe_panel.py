@@ -18,7 +18,7 @@ from PySide6.QtWidgets import QGraphicsRectItem, QHBoxLayout, QLabel, QScrollAre
 
 from explorer.core.colormaps import get_lut
 from explorer.core.kernels import layer_parameters
-from explorer.core.probe import PROBED_TYPES, Probe, ProbeError, probe_layer
+from explorer.core.probe import NEEDS_WEIGHTS, ON_OUTPUT, PROBED_TYPES, Probe, ProbeError, probe_layer
 from explorer.ui.qt_signals import qt_signals_blocked
 from explorer.ui.session_state import SessionState
 from explorer.ui.spin_boxes import CheckedSpinBox
@@ -190,9 +190,9 @@ class ProbePanel(QWidget):
             return None
         layer_input = source if layer_index == 0 else result.layers[layer_index - 1].output
         try:
-            params = layer_parameters(spec, stack.seed) if spec.type in ("Conv2d", "ConvTranspose2d") else None
+            params = layer_parameters(spec, stack.seed) if spec.layer_type.probe in NEEDS_WEIGHTS else None
             pool_indices = None
-            if spec.type == "MaxUnpool2d":
+            if spec.layer_type.takes_indices:
                 pool = next((r for r in result.layers if r.name == spec.indices_from), None)
                 pool_indices = pool.indices if pool is not None else None
             probe = probe_layer(spec.type, spec.full_args(), params, layer_input, layer.output, batch, channel, y, x,
@@ -200,7 +200,7 @@ class ProbePanel(QWidget):
         except ProbeError as e:
             self.clear(str(e))
             return None
-        self._show(probe, spec.name, layer_input if spec.type != "MaxUnpool2d" else layer.output)
+        self._show(probe, spec.name, layer.output if spec.layer_type.probe in ON_OUTPUT else layer_input)
         return probe
 
     # ------------------------------------------------------------ drawing

@@ -99,7 +99,7 @@ class ShapesModel(QtCore.QAbstractTableModel):
         self.italic.setItalic(True)
         self.mono_italic = QtGui.QFont(self.mono)
         self.mono_italic.setItalic(True)
-        self.grey = QtGui.QColor(128, 128, 128)
+        self.gray = QtGui.QColor(128, 128, 128)
 
     def set_entries(self, entries: list[_Entry]) -> None:
         self.beginResetModel()
@@ -140,7 +140,7 @@ class ShapesModel(QtCore.QAbstractTableModel):
             if e.state == "error" and col in (COL_OUTPUT, COL_NAME):
                 return ERROR_COLOR
             if e.state in ("disabled", "skipped"):
-                return self.grey
+                return self.gray
             return None
         if role == R.BackgroundRole:
             return ERROR_BACKGROUND if e.state == "error" else None

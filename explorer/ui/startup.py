@@ -1,13 +1,14 @@
 """The first second: a window that shows the stack at once while torch loads behind it.
 
 ``import torch`` and the modules that need it take seconds (about 4 s for torch alone on a busy
-2-core machine, then torch's meta kernels on first use). The window must not wait for them: the
-start-up window below is built from PySide6 and the torch-free outline of the stack file
-(explorer.core.outline) only, shows the layers and says "loading torch…" in its status bar, and a
-plain thread imports torch, loads the stack for real and warms shape inference. When that is done,
-the loader's signal (queued to the GUI thread: Qt objects are only made there) builds the real
-window in the same place and the start-up window goes away; the feature maps follow with the first
-run. Nothing of Qt is created on the loader thread, only modules imported and data prepared."""
+2-core machine). The window must not wait for them: the start-up window below is built from
+PySide6 and the torch-free core only (the stack loaded and checked, its shapes from the layer
+types' shape rules, the input's size from its header: explorer.core.planned_input), shows the
+layers and their shapes and says "loading torch…" in its status bar, while a plain thread imports
+torch and the real window's modules. When that is done, the loader's signal (queued to the GUI
+thread: Qt objects are only made there) builds the real window in the same place and the start-up
+window goes away; the feature maps follow with the first run. Nothing of Qt is created on the
+loader thread, only modules imported and data prepared."""
 
 from __future__ import annotations
 
@@ -21,14 +22,17 @@ from typing import Any, Callable
 
 from PySide6.QtCore import QObject, QSettings, Qt, Signal
 from PySide6.QtGui import QCloseEvent, QColor
-from PySide6.QtWidgets import (QAbstractItemView, QDockWidget, QHeaderView, QLabel, QListWidget, QListWidgetItem,
-                               QMainWindow, QTableWidget, QTableWidgetItem)
+from PySide6.QtWidgets import (QAbstractItemView, QDockWidget, QLabel, QListWidget, QListWidgetItem, QMainWindow,
+                               QTabWidget, QWidget)
 
-from explorer.core.outline import StackOutline
+from explorer.core.layers import describe
+from explorer.core.shapes import ShapeRow, infer_shapes
+from explorer.core.stack import Stack
+from explorer.ui.shapes_view import ShapesView
 
 APP_NAME = "Feature Map Explorer"       # the main window's title too
 LOADING_TEXT = "loading torch…"
-WAITING = "…"                           # a shape not known until torch is there
+MENUS = ("&File", "&Edit", "&Input", "&Run", "&View", "&Models", "&Train", "&Insight", "&Help")
 
 
 @dataclass
@@ -117,67 +121,95 @@ def import_window_modules() -> None:
         import explorer.ui.training  # noqa: F401
 
 
+def _format_shape(shape) -> str:
+    return "[" + ", ".join(str(int(v)) for v in shape) + "]"
+
+
+def layer_row_text(spec, row: ShapeRow | None) -> str:
+    """A layer as the real layer panel writes it (explorer/ui/layer_panel.py, row_text)."""
+    desc = describe(spec)
+    if not spec.enabled:
+        return f"{desc} · off"
+    if row is not None and row.error:
+        return f"⚠ {desc} · cannot run"
+    if row is not None and row.output_shape is not None:
+        return f"{desc} · {_format_shape(row.output_shape)}"
+    return desc
+
+
 class StartupWindow(QMainWindow):
-    """Where the real window will be, laid out like it: the stack's layers on the left, their table
-    at the bottom, "loading torch…" in the middle and in the status bar. Nothing here can be edited
-    yet (the real window takes over the stack as the file has it)."""
+    """Where the real window will be, laid out like it: the menu bar, the stack's layers with their
+    shapes on the left, the shape table at the bottom (the real one: explorer/ui/shapes_view.py),
+    the input on the right, and "loading torch…" in the middle and in the status bar. Nothing can be
+    edited yet: the real window takes over the stack as the file has it."""
 
     closed = Signal()
 
-    def __init__(self, outline: StackOutline | None, settings: QSettings | None = None):
+    def __init__(self, stack: Stack, input_shape: tuple[int, ...] | None, title: str = "untitled",
+                 settings: QSettings | None = None):
         super().__init__()
-        self.setWindowTitle(APP_NAME if outline is None else f"{outline.title} — {APP_NAME}")
-        self.outline = outline
+        self.setWindowTitle(f"{title} — {APP_NAME}")
+        self.stack = stack
+        self.input_shape = input_shape
+        self.rows: list[ShapeRow] = infer_shapes(stack, input_shape) if input_shape is not None else []
         self.handed_over = False
+
+        for menu in MENUS:      # the real window's menus, there once torch is
+            self.menuBar().addMenu(menu).setEnabled(False)
 
         self.layer_list = QListWidget()
         self.layer_list.setObjectName("startupLayers")
         self.layer_list.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
-        self.layers_dock = QDockWidget("Layers", self)
-        self.layers_dock.setObjectName("layersDock")        # the real window's name: same saved place
-        self.layers_dock.setWidget(self.layer_list)
+        self.layers_dock = self._dock("Layers", "layersDock", self.layer_list, Qt.LeftDockWidgetArea)
         self.layers_dock.setMinimumWidth(300)
-        self.addDockWidget(Qt.LeftDockWidgetArea, self.layers_dock)
+        self.shapes_view = ShapesView()
+        tabs = QTabWidget()             # as the real window's, whose Model tab needs torch
+        tabs.addTab(self.shapes_view, "Shapes")
+        tabs.addTab(QWidget(), "Model")
+        tabs.setTabEnabled(1, False)
+        self.bottom_dock = self._dock("Shapes and model", "bottomDock", tabs, Qt.BottomDockWidgetArea)
+        shown = "" if input_shape is None else f"input {_format_shape(input_shape)}\n\n"
+        self.input_dock = self._dock("Input", "inputDock", self._note(f"{shown}{LOADING_TEXT}"), Qt.RightDockWidgetArea)
+        self.probe_dock = self._dock("Look inside a pixel", "probeDock", self._note(""), Qt.RightDockWidgetArea)
 
-        self.shape_table = QTableWidget(0, 4)
-        self.shape_table.setObjectName("startupShapes")
-        self.shape_table.setHorizontalHeaderLabels(["#", "Name", "Type", "Output shape"])
-        self.shape_table.verticalHeader().setVisible(False)
-        self.shape_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.shape_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        self.bottom_dock = QDockWidget("Shapes and model", self)
-        self.bottom_dock.setObjectName("bottomDock")
-        self.bottom_dock.setWidget(self.shape_table)
-        self.addDockWidget(Qt.BottomDockWidgetArea, self.bottom_dock)
-
-        self.placeholder = QLabel(f"Feature maps: {LOADING_TEXT}")
+        self.placeholder = self._note(f"Feature maps: {LOADING_TEXT}")
         self.placeholder.setObjectName("startupPlaceholder")
-        self.placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.placeholder.setStyleSheet("QLabel { color: #666; font-size: 15px; }")
         self.setCentralWidget(self.placeholder)
         self.statusBar().showMessage(LOADING_TEXT)
+        self._fill()
 
-        self._fill(outline)
         settings = settings or QSettings()
         geometry, state = settings.value("window/geometry"), settings.value("window/state")
         if geometry is None or not self.restoreGeometry(geometry):
             self.resize(1400, 900)
-        if state is None or not self.restoreState(state):
-            self.resizeDocks([self.layers_dock], [340], Qt.Horizontal)
+        if state is None or not self.restoreState(state):     # as the real window's first start
+            self.resizeDocks([self.layers_dock, self.input_dock], [340, 250], Qt.Horizontal)
             self.resizeDocks([self.bottom_dock], [230], Qt.Vertical)
+            self.resizeDocks([self.input_dock, self.probe_dock], [3, 2], Qt.Vertical)
 
-    def _fill(self, outline: StackOutline | None) -> None:
-        layers = outline.layers if outline is not None else []
-        self.shape_table.setRowCount(len(layers))
+    def _dock(self, title: str, name: str, widget: QWidget, area) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(name)        # the real window's names: restoreState puts them where it had them
+        dock.setWidget(widget)
+        self.addDockWidget(area, dock)
+        return dock
+
+    @staticmethod
+    def _note(text: str) -> QLabel:
+        label = QLabel(text)
+        label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        label.setStyleSheet("QLabel { color: #666; font-size: 15px; }")
+        return label
+
+    def _fill(self) -> None:
         grey = QColor("#888")
-        for i, layer in enumerate(layers):
-            label = f"{layer.name}  ·  {layer.type}" if layer.name else layer.type
-            item = QListWidgetItem(label if layer.enabled else f"{label} · off")
-            if not layer.enabled:
+        for i, spec in enumerate(self.stack.layers):
+            row = self.rows[i] if i < len(self.rows) else None
+            item = QListWidgetItem(f"{layer_row_text(spec, row)}\n{spec.name}")
+            if not spec.enabled:
                 item.setForeground(grey)
             self.layer_list.addItem(item)
-            for column, text in enumerate((str(i), layer.name, layer.type, WAITING)):
-                self.shape_table.setItem(i, column, QTableWidgetItem(text))
+        self.shapes_view.set_rows(self.rows, len(self.stack.layers), layers=self.stack.layers)
 
     def layer_texts(self) -> list[str]:
         return [self.layer_list.item(i).text() for i in range(self.layer_list.count())]

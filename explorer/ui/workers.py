@@ -19,6 +19,7 @@ from explorer.core.devices import DeviceError, is_out_of_memory, out_of_memory_m
 from explorer.core.engine import RunResult, StackRunner
 from explorer.core.input_source import CifarCache, InputSource, load_input
 from explorer.core.inputs import InputBatch, InputError
+from explorer.core.render import render_input_image
 from explorer.core.stack import InputSpec, Stack
 
 
@@ -101,6 +102,8 @@ class _RunWorker:
         if key != self.input_key:
             # The same tensor object for the same input lets the runner reuse earlier layers.
             self.batch = load_input(request.source, request.input_spec, self.cifar)
+            # The input panel's picture of the first item, here and not on the GUI thread (big images).
+            self.batch.previews[0] = render_input_image(self.batch.tensor[0])
             self.input_key = key
         return self.batch
 

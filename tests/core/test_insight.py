@@ -120,10 +120,10 @@ def test_cache_key_changes_with_earlier_weights_only():
 
 def test_folder_and_samples_sources(tmp_path):
     from PIL import Image
-    for cls, colour in (("dark", 20), ("light", 230)):
+    for cls, color in (("dark", 20), ("light", 230)):
         (tmp_path / cls).mkdir()
         for i in range(2):
-            Image.fromarray(np.full((10, 12, 3), colour + i, np.uint8)).save(tmp_path / cls / f"{i}.png")
+            Image.fromarray(np.full((10, 12, 3), color + i, np.uint8)).save(tmp_path / cls / f"{i}.png")
     folder = FolderSource(tmp_path)
     assert len(folder) == 4 and folder.class_names() == ["dark", "light"] and folder.label(3) == "light"
     result = top_patches(stack_subject(conv_pool_stack()), "pool1", folder, k=2)

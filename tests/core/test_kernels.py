@@ -9,9 +9,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from explorer.core.kernels import (PRESETS, KernelError, applicable_presets, format_kernel_text, initialised_state,
-                                   kernel_from_text, layer_parameters, normalised_to_sum_one, parse_kernel_text,
-                                   preset_kernel, put_kernel, reconcile_state, resize_centred, zero_mean)
+from explorer.core.kernels import (PRESETS, KernelError, applicable_presets, format_kernel_text, initialized_state,
+                                   kernel_from_text, layer_parameters, normalized_to_sum_one, parse_kernel_text,
+                                   preset_kernel, put_kernel, reconcile_state, resize_centered, zero_mean)
 from explorer.core.layers import LayerSpec, build_module
 
 T = torch.tensor
@@ -102,42 +102,42 @@ def test_scopes_write_where_they_say_and_the_split_keeps_gray_brightness():
 
 def test_normalise_and_zero_mean():
     k = T([[1., 2.], [3., 4.]])
-    assert normalised_to_sum_one(k).sum().item() == pytest.approx(1.0)
-    assert torch.allclose(normalised_to_sum_one(k), k / 10)
+    assert normalized_to_sum_one(k).sum().item() == pytest.approx(1.0)
+    assert torch.allclose(normalized_to_sum_one(k), k / 10)
     assert zero_mean(k).mean().item() == pytest.approx(0.0)
     with pytest.raises(KernelError, match="sums to 0"):
-        normalised_to_sum_one(preset_kernel("Laplacian (all edges)", 3, 3))
+        normalized_to_sum_one(preset_kernel("Laplacian (all edges)", 3, 3))
 
 
 def test_initialisers():
     spec = LayerSpec("Conv2d", "conv1", {"in_channels": 16, "out_channels": 64, "kernel_size": 5})
-    assert initialised_state(spec, "default", 0) is None          # back to the stack seed
-    zeros = initialised_state(spec, "zeros", 0)
+    assert initialized_state(spec, "default", 0) is None          # back to the stack seed
+    zeros = initialized_state(spec, "zeros", 0)
     assert zeros["weight"].abs().sum() == 0 and zeros["bias"].abs().sum() == 0
     fan_in, fan_out = 16 * 25, 64 * 25
-    xavier = initialised_state(spec, "xavier_normal", 0)["weight"]
+    xavier = initialized_state(spec, "xavier_normal", 0)["weight"]
     assert xavier.std().item() == pytest.approx(math.sqrt(2 / (fan_in + fan_out)), rel=0.05)
     assert abs(xavier.mean().item()) < 0.01
-    kaiming = initialised_state(spec, "kaiming_normal", 0)["weight"]
+    kaiming = initialized_state(spec, "kaiming_normal", 0)["weight"]
     assert kaiming.std().item() == pytest.approx(math.sqrt(2 / fan_in), rel=0.05)
-    assert torch.equal(initialised_state(spec, "xavier_normal", 0)["weight"], xavier)   # deterministic
+    assert torch.equal(initialized_state(spec, "xavier_normal", 0)["weight"], xavier)   # deterministic
     seeded = build_module(spec, 0).weight
-    fresh = initialised_state(spec, "new_seed", 0, new_seed=1234)["weight"]
+    fresh = initialized_state(spec, "new_seed", 0, new_seed=1234)["weight"]
     assert fresh.shape == seeded.shape and not torch.equal(fresh, seeded)
     bound = 1 / math.sqrt(fan_in)           # torch's default (kaiming_uniform a=sqrt(5)) stays within
     assert fresh.abs().max().item() <= bound + 1e-6
-    linear = initialised_state(LayerSpec("Linear", "fc", {"in_features": 3, "out_features": 4}), "zeros", 0)
+    linear = initialized_state(LayerSpec("Linear", "fc", {"in_features": 3, "out_features": 4}), "zeros", 0)
     assert linear["weight"].shape == (4, 3)
 
 
 def test_resize_centred_pads_and_crops_around_the_centre():
     sobel = preset_kernel("Sobel x (vertical edges)", 3, 3)
-    big = resize_centred(sobel, 5, 5)
+    big = resize_centered(sobel, 5, 5)
     assert torch.equal(big[1:4, 1:4], sobel) and big.abs().sum() == sobel.abs().sum()
-    assert torch.equal(resize_centred(big, 3, 3), sobel)
-    assert torch.equal(resize_centred(sobel, 1, 1), T([[0.]]))
-    assert torch.equal(resize_centred(sobel, 3, 5)[:, 1:4], sobel)
-    assert resize_centred(torch.ones(2, 4, 3, 3), 5, 5).shape == (2, 4, 5, 5)
+    assert torch.equal(resize_centered(big, 3, 3), sobel)
+    assert torch.equal(resize_centered(sobel, 1, 1), T([[0.]]))
+    assert torch.equal(resize_centered(sobel, 3, 5)[:, 1:4], sobel)
+    assert resize_centered(torch.ones(2, 4, 3, 3), 5, 5).shape == (2, 4, 5, 5)
 
 
 def test_reconcile_state_keeps_what_fits():

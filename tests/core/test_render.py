@@ -370,9 +370,9 @@ def test_save_png_refuses_wrong_arrays(tmp_path):
 
 def test_to_png_array_colours_gray_grids_and_passes_rgb(device):
     grid = render_grid(torch.rand(4, 3, 3, device=device))
-    coloured = to_png_array(grid, "viridis")
-    assert coloured.shape == grid.image.shape + (3,)
-    assert np.array_equal(coloured, COLORMAPS["viridis"][grid.image])
+    colored = to_png_array(grid, "viridis")
+    assert colored.shape == grid.image.shape + (3,)
+    assert np.array_equal(colored, COLORMAPS["viridis"][grid.image])
     rgb_grid = type(grid)(np.zeros((2, 2, 3), np.uint8), grid.layout, grid.lows, grid.highs)
     assert to_png_array(rgb_grid, "viridis") is rgb_grid.image
 

@@ -3,7 +3,8 @@
 The fuzz draws random arguments for every layer type from the type's own argument table (kinds,
 minimums, choices), so a new layer type is covered without editing this file. For each case the
 shape, the parameter count and whether the layer fails must agree with torch itself running the
-layer on a small real tensor (stricter than the meta device, which skips some checks)."""
+layer on a small real tensor (stricter than the meta device, which skips some checks); so must
+its weights' shapes and bytes."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ import pytest
 import torch
 from torch import nn
 
-from explorer.core.layers import LAYER_TYPES, Arg, LayerArgError, LayerSpec, check_args, param_count
+from explorer.core.layers import (LAYER_TYPES, Arg, LayerArgError, LayerSpec, check_args, layer_bytes, param_count,
+                                  state_shapes)
 from explorer.core.shapes import infer_shapes
 from explorer.core.stack import Stack
 
@@ -125,7 +127,8 @@ def _random_spec(rng: random.Random, type_name: str, shape: tuple[int, ...], nam
 
 
 def _torch_run(specs: list[LayerSpec], shape: tuple[int, ...], train: bool):
-    """What torch itself does with the layers: (output shape, parameter count of the last layer),
+    """What torch itself does with the layers: (output shape, and of the last layer the parameter
+    count, state_dict() shapes and bytes),
     or None where it refuses the input or gives an empty output (the app refuses that: nothing to show)."""
     x = torch.rand(shape)
     indices, pool_in = None, None
@@ -148,7 +151,9 @@ def _torch_run(specs: list[LayerSpec], shape: tuple[int, ...], train: bool):
         return None
     if not x.numel():
         return None
-    return tuple(x.shape), sum(p.numel() for p in module.parameters())
+    state = module.state_dict()
+    return (tuple(x.shape), sum(p.numel() for p in module.parameters()),
+            [(k, tuple(v.shape)) for k, v in state.items()], sum(v.numel() * v.element_size() for v in state.values()))
 
 
 def _final_number(line: str) -> int:
@@ -198,7 +203,7 @@ def test_shape_rules_agree_with_torch_on_random_arguments(type_name):
                 wrong.append(f"{case}: torch refuses it but the rule gives {row.output_shape}")
             continue
         ran += 1
-        real_shape, real_params = real
+        real_shape, real_params, real_state, real_bytes = real
         if row.error is not None and any(t == type_name and r.search(row.error) for t, r in DELIBERATE_REFUSALS):
             continue
         if row.error is not None:
@@ -207,6 +212,8 @@ def test_shape_rules_agree_with_torch_on_random_arguments(type_name):
             wrong.append(f"{case}: the rule gives {row.output_shape}, torch {real_shape}")
         elif row.params != real_params or param_count(spec) != real_params:
             wrong.append(f"{case}: {row.params} parameters, torch {real_params}")
+        elif list(state_shapes(spec).items()) != real_state or layer_bytes(spec) != real_bytes:
+            wrong.append(f"{case}: state {state_shapes(spec)} ({layer_bytes(spec)} bytes), torch {real_state} ({real_bytes})")
         elif row.formula and [_final_number(line) for line in row.formula] != list(real_shape[-2:]):
             if not all("is used" in line or _final_number(line) == n for line, n in zip(row.formula, real_shape[-2:])):
                 wrong.append(f"{case}: formulas {row.formula}, torch {real_shape}")

@@ -127,3 +127,24 @@ def test_image_folder_problems_are_one_sentence(tmp_path):
         load_dataset(str(tmp_path), InputSpec(3, (16, 16)))
     with pytest.raises(DatasetError, match="neither xo nor"):
         load_dataset(str(tmp_path / "missing"))
+
+
+def test_xo_at_a_big_input_size_is_refused_before_drawing_with_the_size(monkeypatch):
+    # The random-input session trained xo on a stack with a large input: drawing 5,000 glyphs at
+    # once took gigabytes of float temporaries (RSS 9.8 GB) and the window's close waited on it.
+    from explorer.core.stack import InputSpec
+    from explorer.core.training import datasets
+    monkeypatch.setattr(datasets, "XO_MAX_BYTES", 8 << 20, raising=False)
+    monkeypatch.setattr(datasets, "make_xo", lambda *a, **k: pytest.fail("drew before refusing"))
+    with pytest.raises(datasets.DatasetError, match=r"xo is drawn at the stack's input size, 256x256 .* GB"):
+        datasets.load_dataset("xo", InputSpec(channels=3, size=(256, 256)), seed=0)
+
+
+def test_xo_drawn_in_chunks_is_the_same_set_as_drawn_at_once(monkeypatch):
+    from explorer.core.training import datasets
+    images, labels = datasets.make_xo(37, (40, 57), 3, seed=5)
+    monkeypatch.setattr(datasets, "XO_CHUNK_PIXELS", 1, raising=False)     # one glyph per chunk
+    one_by_one, labels_again = datasets.make_xo(37, (40, 57), 3, seed=5)
+    assert torch.equal(images, one_by_one) and torch.equal(labels, labels_again)
+    assert images.shape == (37, 3, 40, 57) and int(labels.sum()) == 18
+    assert torch.equal(images[:, 0], images[:, 2])        # gray glyphs repeated over the channels

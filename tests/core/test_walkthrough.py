@@ -161,11 +161,11 @@ def test_the_walkthrough_says_where_the_classic_text_differs(vgg):
 
 def test_input_is_prepared_as_torchvisions_imagenet_transforms(vgg):
     image = _image()
-    raw, normalised = prepare_input("vgg16", image)
+    raw, normalized = prepare_input("vgg16", image)
     preset = torchvision.models.VGG16_Weights.IMAGENET1K_V1.transforms()
-    assert torch.allclose(normalised, preset(image), atol=1e-6)
+    assert torch.allclose(normalized, preset(image), atol=1e-6)
     assert raw.shape == (1, 3, 224, 224) and 0 <= raw.min() and raw.max() <= 1
-    assert torch.equal(vgg.raw_input, raw) and torch.equal(vgg.model_input, normalised)
+    assert torch.equal(vgg.raw_input, raw) and torch.equal(vgg.model_input, normalized)
     gray_raw, _ = prepare_input("vgg16", image[:, :1])
     assert gray_raw.shape == (1, 3, 224, 224)
     lraw, lnorm = prepare_input("lenet", image)

@@ -253,11 +253,11 @@ def test_presets_that_do_not_fit_say_why(qtbot):
 def test_normalise_zero_mean_and_initialisers(editor):
     doc = editor.document
     editor.paste_kernel("[[1, 2, 1], [2, 4, 2], [1, 2, 1]]")
-    editor.normalise_button.click()
+    editor.normalize_button.click()
     assert torch.allclose(weight_of(doc)[0, 0], preset_kernel("Gaussian blur", 3, 3))
     editor.zero_mean_button.click()
     assert weight_of(doc)[0, 0].mean().item() == pytest.approx(0, abs=1e-7)
-    editor.normalise_button.click()
+    editor.normalize_button.click()
     assert editor.error.text().startswith("This kernel sums to 0")
     editor.init_combo.setCurrentIndex(editor.init_combo.findData("zeros"))
     editor.init_button.click()

@@ -7,7 +7,7 @@ import torch
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (QAbstractButton, QCheckBox, QComboBox, QDoubleSpinBox, QLabel, QLineEdit, QSpinBox, QWidget)
 
-from explorer.core.layers import LAYER_TYPES
+from explorer.core.layers import LAYER_TYPES, LayerSpec
 from explorer.core.shapes import infer_shapes
 from explorer.core.stack import Stack
 from explorer.ui.document import StackDocument

@@ -142,8 +142,8 @@ def test_disabled_layer_is_grey_and_passes_through(view):
     stack = lenet_stack()
     stack.layers[1].enabled = False
     view.set_stack(stack, (1, 1, 32, 32))
-    grey = cell(view, 1, COL_NAME, QtCore.Qt.ItemDataRole.ForegroundRole)
-    assert grey is not None and grey != ERROR_COLOR
+    gray = cell(view, 1, COL_NAME, QtCore.Qt.ItemDataRole.ForegroundRole)
+    assert gray is not None and gray != ERROR_COLOR
     assert cell(view, 1, COL_INPUT) == cell(view, 1, COL_OUTPUT) == "[1, 6, 28, 28]"
     assert cell(view, 1, COL_NAME, QtCore.Qt.ItemDataRole.FontRole).italic()
     assert "disabled" in cell(view, 1, COL_FORMULA)

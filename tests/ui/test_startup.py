@@ -9,69 +9,104 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QApplication
 
+from PIL import Image
+
 from explorer.cli import build_parser
+from explorer.core.engine import run_stack
 from explorer.core.examples import load_example
+from explorer.core.inputs import load_image, load_sample
+from explorer.core.layers import describe
 from explorer.core.stack import save_stack
 from explorer.ui.app import WindowStarter
 from explorer.ui.main_window import MainWindow
-from explorer.ui.startup import LOADING_TEXT, WAITING, TorchLoader
+from explorer.ui.startup import LOADING_TEXT, TorchLoader
 
 ROOT = Path(__file__).resolve().parents[2]
 
 FIRST_WINDOW = r"""
 import json, sys
-from explorer.cli import _with_command
-argv = _with_command([sys.argv[1]])
+from explorer.cli import _with_command, build_parser
+argv = _with_command(sys.argv[1:])
 from PySide6.QtWidgets import QApplication
-from explorer.core.outline import outline_stack
-from explorer.ui.startup import StartupWindow
-app = QApplication([])
-window = StartupWindow(outline_stack(sys.argv[1]))
+from explorer.ui.app import WindowStarter, make_application
+app = make_application(pyqtgraph=False)
+starter = WindowStarter(build_parser().parse_args(argv))      # the loader thread is not started
+window = starter.shell
 window.show()
 app.processEvents()
-table = window.shape_table
+model = window.shapes_view.model
+cells = [[model.data(model.index(r, c)) for c in range(model.columnCount())] for r in range(model.rowCount())]
 print(json.dumps({
     "argv": argv, "layers": window.layer_texts(), "status": window.statusBar().currentMessage(),
-    "title": window.windowTitle(), "visible": window.isVisible(),
-    "table": [[table.item(r, c).text() for c in range(table.columnCount())] for r in range(table.rowCount())],
-    "heavy": sorted(m for m in ("torch", "numpy", "pyqtgraph", "PIL") if m in sys.modules),
+    "title": window.windowTitle(), "visible": window.isVisible(), "cells": cells,
+    "input_shape": window.input_shape,
+    "heavy": sorted(m for m in ("torch", "numpy", "pyqtgraph", "torchvision") if m in sys.modules),
 }))
 """
 
 
-def _first_window(stack: str, tmp_path: Path) -> dict:
+def _first_window(tmp_path: Path, *argv: str) -> dict:
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen", PYTHONPATH=str(ROOT), XDG_CONFIG_HOME=str(tmp_path / "config"))
-    run = subprocess.run([sys.executable, "-c", FIRST_WINDOW, stack], cwd=ROOT, env=env, capture_output=True,
+    run = subprocess.run([sys.executable, "-c", FIRST_WINDOW, *argv], cwd=ROOT, env=env, capture_output=True,
                          text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     return json.loads(run.stdout.strip().splitlines()[-1])
 
 
-def test_first_window_lists_the_stack_without_importing_torch(tmp_path):
-    seen = _first_window("lenet", tmp_path)
-    assert seen["heavy"] == []                      # neither torch nor numpy, PIL, pyqtgraph
+def _shape_text(shape) -> str:
+    return "[" + ", ".join(str(v) for v in shape) + "]"
+
+
+def _ran(stack, batch) -> list:
+    """Each layer's output shape, by running the stack through torch."""
+    return [layer.output_shape for layer in run_stack(stack, batch, "cpu").layers]
+
+
+def test_first_window_shows_the_stack_and_its_shapes_without_importing_torch(tmp_path):
+    seen = _first_window(tmp_path, "lenet")
+    assert seen["heavy"] == []                      # neither torch nor numpy nor pyqtgraph
     assert seen["argv"] == ["gui", "lenet"]          # telling an example from a command needs no torch either
     stack = load_example("lenet")
-    assert seen["layers"] == [f"{layer.name}  ·  {layer.type}" for layer in stack.layers]
-    assert [row[1:3] for row in seen["table"]] == [[layer.name, layer.type] for layer in stack.layers]
+    batch = load_sample("astronaut", channels=1, size=(32, 32)).tensor
+    shapes = _ran(stack, batch)
+    assert seen["input_shape"] == list(batch.shape)
+    assert seen["layers"] == [f"{describe(layer)} · {_shape_text(shape)}\n{layer.name}"
+                              for layer, shape in zip(stack.layers, shapes)]
+    assert [(row[1], row[2], row[4]) for row in seen["cells"]] == [
+        (layer.name, layer.type, _shape_text(shape)) for layer, shape in zip(stack.layers, shapes)]
     assert seen["status"] == LOADING_TEXT and seen["visible"]
-    assert seen["title"].startswith("lenet")
+    assert seen["title"] == "untitled — Feature Map Explorer"      # as the real window calls an example
 
 
-def test_first_window_shows_a_stack_file_and_its_layers_that_are_off(tmp_path):
-    stack = load_example("default")
+def test_first_window_takes_the_size_from_the_image_and_shows_layers_that_are_off(tmp_path):
+    stack = load_example("default")                # no input size: the image's own
     stack.layers[1].enabled = False
     path = tmp_path / "mine.json"
     save_stack(stack, path)
-    seen = _first_window(str(path), tmp_path)
+    image = tmp_path / "wide.png"
+    Image.new("RGB", (40, 24), (200, 30, 30)).save(image)
+    seen = _first_window(tmp_path, str(path), "--image", str(image))
     assert seen["heavy"] == []
-    expected = [f"{layer.name}  ·  {layer.type}" + ("" if layer.enabled else " · off") for layer in stack.layers]
-    assert seen["layers"] == expected and seen["layers"][1].endswith(" · off")
-    assert seen["title"].startswith("mine.json")
+    batch = load_image(image).tensor
+    shapes = _ran(stack, batch)
+    assert seen["input_shape"] == list(batch.shape) == [1, 3, 24, 40]
+    assert seen["layers"][1] == f"{describe(stack.layers[1])} · off\n{stack.layers[1].name}"
+    assert seen["layers"][2] == f"{describe(stack.layers[2])} · {_shape_text(shapes[2])}\n{stack.layers[2].name}"
+    assert seen["title"] == "mine.json — Feature Map Explorer"
+
+
+def test_a_stack_the_loader_refuses_is_one_line_before_any_window(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"layers": [{"type": "Conv2d", "name": "c", "args": {"in_channels": 3}}]}')
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", PYTHONPATH=str(ROOT), XDG_CONFIG_HOME=str(tmp_path / "config"))
+    run = subprocess.run([sys.executable, "-m", "explorer", str(bad)], cwd=ROOT, env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert run.returncode == 2 and run.stdout == ""
+    line = [l for l in run.stderr.splitlines() if "propagateSizeHints" not in l]
+    assert len(line) == 1 and line[0].startswith("feature-map-explorer: ") and "out_channels" in line[0]
 
 
 def _starter(tmp_path, *argv: str) -> WindowStarter:
@@ -85,7 +120,8 @@ def test_loading_torch_then_the_real_window_takes_over_with_the_feature_maps(qtb
     starter.start()
     assert shell.isVisible() and starter.window is shell
     assert shell.statusBar().currentMessage() == LOADING_TEXT
-    assert {shell.shape_table.item(r, 3).text() for r in range(shell.shape_table.rowCount())} == {WAITING}
+    assert [r.output_shape for r in shell.rows] == [tuple(x) for x in _ran(load_example("lenet"),
+                                                                        load_sample("astronaut", 1, (32, 32)).tensor)]
     with qtbot.waitSignal(starter.window_ready, timeout=60_000) as ready:
         pass
     window = ready.args[0]
@@ -103,16 +139,16 @@ def test_loading_torch_then_the_real_window_takes_over_with_the_feature_maps(qtb
         window.close()
 
 
-def test_a_stack_the_loader_refuses_ends_the_app_with_its_sentence(qtbot, tmp_path, capsys):
-    bad = tmp_path / "bad.json"
-    bad.write_text('{"layers": [{"type": "Conv2d", "name": "c", "args": {"in_channels": 3}}]}')
-    starter = _starter(tmp_path, str(bad))
+def test_a_device_the_loader_refuses_ends_the_app_with_its_sentence(qtbot, tmp_path, capsys):
+    args = build_parser().parse_args(["gui", "lenet", "--device", "cuda:99"])
+    starter = WindowStarter(args, settings=QSettings(str(tmp_path / "settings.ini"), QSettings.IniFormat))
+    gave_up = []
+    starter.gave_up.connect(gave_up.append)
     starter.start()
-    assert starter.shell.layer_texts() == ["c  ·  Conv2d"]     # shown while torch loads: not checked yet
     qtbot.waitUntil(lambda: starter.exit_code is not None, timeout=60_000)
-    assert starter.exit_code == 2 and not starter.shell.isVisible()
+    assert starter.exit_code == 2 and gave_up == [2] and not starter.shell.isVisible()
     err = capsys.readouterr().err.strip()
-    assert err.startswith("feature-map-explorer: ") and "out_channels" in err and "\n" not in err
+    assert err.startswith("feature-map-explorer: ") and "cuda:99" in err and "\n" not in err
     assert not any(isinstance(w, MainWindow) and w.isVisible() for w in QApplication.topLevelWidgets())
 
 

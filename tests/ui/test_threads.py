@@ -175,7 +175,7 @@ def test_window_keeps_answering_under_concurrent_autosave_runs_walkthroughs_and_
 
 
 TENSOR_WORK = ("layer_stats", "render_grid", "render_rgb", "render_batch_channel", "render_view",
-               "prepare_display", "bucket_max_abs")
+               "prepare_display", "bucket_max_abs", "render_input_image")
 
 
 @pytest.fixture
@@ -292,6 +292,31 @@ def test_a_views_background_threads_end_with_the_view(qtbot, qapp):
     QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
     del view, editor
     qtbot.waitUntil(lambda: not any(t.is_alive() for t in started), timeout=3000)
+
+
+def test_a_new_input_image_is_pictured_off_the_gui_thread(make_window, qtbot, tensor_work_threads, tmp_path):
+    """The random-input session caught the input panel rendering the whole input image (up to 64 MP)
+    on the GUI thread when a run brought a new input."""
+    import numpy as np
+    from PIL import Image
+
+    from explorer.core.input_source import InputSource
+    from explorer.core.render import render_input_image
+    path = tmp_path / "wide.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (300, 700, 3), dtype=np.uint8)).save(path)
+    window = make_window()
+    assert window.runner.wait_until_idle(30_000)
+    gui = threading.get_ident()
+    tensor_work_threads.clear()
+    window.set_source(InputSource.image(path))
+    qtbot.waitUntil(lambda: window.batch is not None and tuple(window.batch.tensor.shape[2:]) == (300, 700),
+                    timeout=30_000)
+    assert window.runner.wait_until_idle(30_000)
+    on_gui = [name for name, thread in tensor_work_threads if thread == gui]
+    assert "render_input_image" not in on_gui, on_gui
+    shown = window.input_panel.image_item.image
+    assert shown.shape == (300, 700, 3)
+    assert np.array_equal(shown, render_input_image(window.batch.tensor[0]))
 
 
 def test_input_to_a_focused_window_counts_as_activity_without_an_application_wide_filter(qtbot, qapp):

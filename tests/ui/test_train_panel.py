@@ -148,3 +148,17 @@ def test_a_stack_that_cannot_classify_is_refused_in_place(qtbot, panel):
     _train(qtbot, panel)
     assert panel.status.text() == "The last layer gives [N, 75]; add Linear(75, 2) for 2 classes."
     assert doc.undo_stack.count() == before
+
+
+def test_the_data_folder_question_goes_through_the_dialogs_module(qtbot, panel, monkeypatch, tmp_path):
+    # The random-input session found this one modal question asked straight from QFileDialog, where
+    # neither tests nor scripted sessions that answer ui/dialogs could answer it.
+    from PySide6.QtWidgets import QFileDialog
+    from explorer.ui import dialogs
+    asked = []
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory",
+                        staticmethod(lambda *a, **k: pytest.fail("a modal file dialog outside ui/dialogs")))
+    monkeypatch.setattr(dialogs, "choose_folder", lambda parent, title, folder: asked.append(title) or str(tmp_path))
+    panel.choose_folder()
+    assert asked and "CIFAR-10" in asked[0]
+    assert panel.data_combo.findData(str(tmp_path)) >= 0

@@ -223,9 +223,9 @@ def test_the_strip_shows_maps_shrinking_and_channels_growing(vgg):
 
 def test_raw_and_normalised_inputs_are_shown(vgg):
     assert vgg.raw_view.image_shape == (224, 224, 3)
-    assert vgg.normalised_view.image_shape == (224, 224, 3)
+    assert vgg.normalized_view.image_shape == (224, 224, 3)
     assert "224×224×3" in vgg.raw_view.title.text()
-    assert "mean" in vgg.normalised_view.caption.text()
+    assert "mean" in vgg.normalized_view.caption.text()
 
 
 def _scene_point(item, x: float, y: float):
@@ -247,7 +247,7 @@ def test_hovering_a_feature_map_pixel_outlines_its_receptive_field_on_the_input(
     y0, x0, y1, x1 = region
     assert (y1 - y0, x1 - x0) == (14, 14)                 # an inner pixel sees the whole field
     assert y0 <= 50 * 2 < y1 and x0 <= 60 * 2 < x1        # around its own place (stride 2 so far)
-    assert vgg.normalised_view.region == region
+    assert vgg.normalized_view.region == region
     assert "y=50, x=60" in vgg.region_label.text()
     # The grid: the same pixel in tile 3.
     grid = vgg.feature_view.grid
@@ -449,7 +449,7 @@ def test_lenet_lists_its_named_parameters_as_the_tutorial_prints_them(lenet):
     lenet.go_to(0)
     assert lenet.fact_labels["hwc"].text() == "32×32×1"
     assert lenet.raw_view.image_shape == (32, 32)
-    assert lenet.normalised_view.title.text().startswith("Normalised: not used")
+    assert lenet.normalized_view.title.text().startswith("Normalised: not used")
     lenet.go_to(lenet.stage_count - 1)
     assert lenet.notice.isVisible()
 
@@ -598,11 +598,10 @@ def test_an_input_that_cannot_be_read_is_one_sentence_in_the_window(qapp, tmp_pa
         window.close()
 
 
-def test_hover_on_a_map_drawn_shrunk_outlines_the_right_region(vgg, qapp, monkeypatch):
+def test_hover_on_a_map_drawn_shrunk_outlines_the_right_region(vgg, qapp):
     """Maps that tile to more pixels than the grid draws are shown shrunk (here: 224x224x64 under a
     lowered budget); hovering must still name the map pixel under the mouse, not the shrunk one."""
-    from explorer.core import render
-    monkeypatch.setattr(render, "DISPLAY_MAX_PIXELS", 1 << 21)
+    vgg.feature_view.state.update_view(max_pixels=1 << 21)
     stage = next(s for s in vgg.walkthrough.stages if s.kind == "conv" and s.output_shape[1:] == (64, 224, 224))
     vgg.go_to(stage.index)
     assert vgg.wait_until_idle()

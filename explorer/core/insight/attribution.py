@@ -109,7 +109,7 @@ def attribute(subject: Subject, raw: torch.Tensor, x: torch.Tensor, method: str,
     if method == "saliency":
         a = Saliency(module).attribute(x, target=target, abs=True)[0].amax(0)
     elif method == "integrated-gradients":
-        baseline = subject.normalise(torch.zeros_like(raw[None] if raw.dim() == 3 else raw).to(x.device))
+        baseline = subject.normalize(torch.zeros_like(raw[None] if raw.dim() == 3 else raw).to(x.device))
         a = IntegratedGradients(module).attribute(x, baselines=baseline, target=target, n_steps=32,
                                                   internal_batch_size=8)[0].sum(0)
     elif method == "guided-backprop":
@@ -130,7 +130,7 @@ def attribute(subject: Subject, raw: torch.Tensor, x: torch.Tensor, method: str,
         side = occlusion_window or max(2, min(h, w) // 8)
         stride = max(1, side // 2)
         c = x.shape[1]
-        baseline = float(subject.normalise(torch.full((1, c, 1, 1), 0.5, device=x.device)).mean())
+        baseline = float(subject.normalize(torch.full((1, c, 1, 1), 0.5, device=x.device)).mean())
         a = Occlusion(module).attribute(x, sliding_window_shapes=(c, side, side), strides=(c, stride, stride),
                                         baselines=baseline, target=target, perturbations_per_eval=16)[0].sum(0)
     amap = a.detach().float().cpu().numpy().astype(np.float32)
@@ -157,8 +157,8 @@ def overlay(result: AttributionResult, opacity: float = 0.6, colormap: str = "in
     img = result.raw
     rgb = img[:3] if img.shape[0] >= 3 else img[:1].expand(3, *img.shape[1:])
     base = rgb.clamp(0, 1).permute(1, 2, 0).numpy().astype(np.float32)
-    coloured = heat_rgb(result.map, colormap).astype(np.float32) / 255
-    out = (1 - opacity) * base * 1.0 + opacity * coloured
+    colored = heat_rgb(result.map, colormap).astype(np.float32) / 255
+    out = (1 - opacity) * base * 1.0 + opacity * colored
     out = (out.clip(0, 1) * 255).round().astype(np.uint8)
     scale = -(-min_side // max(out.shape[:2]))
     if scale > 1:

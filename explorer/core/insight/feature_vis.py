@@ -107,7 +107,7 @@ def layer_channels(subject: Subject, layer: str, size: tuple[int, int] | None = 
     """How many channels (or features) the layer's output has."""
     c, h, w = subject.input_shape(size)
     with torch.no_grad():
-        out = subject.activation(subject.normalise(torch.full((1, c, h, w), 0.5, device=subject.device())), layer)
+        out = subject.activation(subject.normalize(torch.full((1, c, h, w), 0.5, device=subject.device())), layer)
     return int(out.shape[1])
 
 
@@ -141,7 +141,7 @@ def visualize(subject: Subject, layer: str, channels: list[int], steps: int = 25
         param = FourierImage(len(chunk), c, h, w, generator=generator, device=device)
         optimizer = torch.optim.Adam(param.parameters(), lr=lr)
         with torch.no_grad():
-            starts += _channel_means(subject.activation(subject.normalise(param()), layer), picked).tolist()
+            starts += _channel_means(subject.activation(subject.normalize(param()), layer), picked).tolist()
         step = 0
         for step in range(1, steps + 1):
             if should_stop is not None and should_stop():
@@ -149,7 +149,7 @@ def visualize(subject: Subject, layer: str, channels: list[int], steps: int = 25
                 break
             optimizer.zero_grad(set_to_none=True)
             img = param()
-            act = subject.activation(subject.normalise(_transform(img, generator)), layer, pre_relu=True)
+            act = subject.activation(subject.normalize(_transform(img, generator)), layer, pre_relu=True)
             if relu:
                 # the ReLU's output, plus a trace of the value before it: where the channel is still off
                 # everywhere the ReLU's gradient is zero and the image would never start to change
@@ -168,7 +168,7 @@ def visualize(subject: Subject, layer: str, channels: list[int], steps: int = 25
         done_steps = min(done_steps, step)
         with torch.no_grad():
             final = param().detach()
-            finals += _channel_means(subject.activation(subject.normalise(final), layer), picked).tolist()
+            finals += _channel_means(subject.activation(subject.normalize(final), layer), picked).tolist()
         images.append(final.cpu())
         if stopped:
             channels = channels[:lo + len(chunk)]     # the rounds not started are left out

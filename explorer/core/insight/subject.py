@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from explorer.core.layers import LayerSpec, build_module
+from explorer.core.layers import LayerSpec, build_module, forward_layer, indices_recorders
 from explorer.core.receptive_field import chain_geometry
 from explorer.core.stack import InputSpec, Stack, StackError
 
@@ -46,20 +46,14 @@ class StackModule(nn.Module):
     def module(self, name: str) -> nn.Module:
         return self.layers[self.names.index(name)]
 
-    def forward(self, x: torch.Tensor, until: str | None = None, pool_indices: dict | None = None) -> torch.Tensor:
-        indices = {} if pool_indices is None else pool_indices
-        sizes: dict[str, tuple[int, int]] = {}
+    def forward(self, x: torch.Tensor, until: str | None = None) -> torch.Tensor:
+        kept: dict[str, tuple[torch.Tensor, tuple[int, int]]] = {}      # indices for later unpools
         for name, spec, m in zip(self.names, self.specs, self.layers):
-            if spec.type == "MaxPool2d":
-                sizes[name] = tuple(x.shape[-2:])
-                x, indices[name] = m(x)
-            elif spec.type == "MaxUnpool2d":
-                if spec.indices_from not in indices:
-                    raise InsightError(f"MaxUnpool2d '{name}' takes its indices from '{spec.indices_from}', "
-                                       "which is not an enabled MaxPool2d before it.")
-                x = m(x, indices[spec.indices_from], output_size=list(sizes[spec.indices_from]))
-            else:
-                x = m(x)
+            if spec.layer_type.takes_indices and spec.indices_from not in kept:
+                pool = " or ".join(indices_recorders())
+                raise InsightError(f"{spec.type} '{name}' takes its indices from '{spec.indices_from}', "
+                                   f"which is not an enabled {pool} before it.")
+            x, _ = forward_layer(spec, m, x, kept)
             if name == until:
                 break
         return x
@@ -139,7 +133,7 @@ class Subject:
         batch = adapt_batch(InputBatch(images, self.name), self.input_spec.channels, self.input_spec.size)
         return batch.tensor, batch.tensor
 
-    def normalise(self, raw: torch.Tensor) -> torch.Tensor:
+    def normalize(self, raw: torch.Tensor) -> torch.Tensor:
         """raw (prepared, in [0, 1]) -> model input, differentiably (feature visualisation optimises raw)."""
         if self.kind == "model":
             from explorer.core.walkthrough import imagenet_preset

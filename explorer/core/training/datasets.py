@@ -67,11 +67,23 @@ class Dataset:
 
 
 # ---------------------------------------------------------------- xo
+XO_CHUNK_PIXELS = 1 << 22     # glyphs drawn this many pixels at a time: a dozen float temporaries each
+XO_MAX_BYTES = 2 << 30        # refuse an xo set whose images and noise would need more than this
+
+
+def xo_bytes(count: int, size: tuple[int, int], channels: int) -> int:
+    """What make_xo holds at once: the finished uint8 images and the float32 noise of every glyph
+    (the drawing itself goes XO_CHUNK_PIXELS at a time)."""
+    return count * size[0] * size[1] * (channels + 4)
+
+
 def make_xo(count: int, size: tuple[int, int] = XO_DEFAULT_SIZE, channels: int = 1,
             seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """``count`` glyphs, exactly half X (label 0) and half O (label 1) in a seeded random order: random
     centre, size, aspect, stroke width and a small rotation, anti-aliased, with Gaussian noise.
-    All drawn at once on tensors (5000 images of 28x28 take a few tens of milliseconds)."""
+    All drawn on tensors (5000 images of 28x28 take a few tens of milliseconds), a chunk of glyphs
+    at a time: at the size of a big stack input, drawing all at once took gigabytes of temporaries.
+    Every random number is drawn before the drawing, in the same order, so chunking changes nothing."""
     h, w = size
     g = torch.Generator().manual_seed(seed)
     labels = (torch.arange(count) % 2)[torch.randperm(count, generator=g)]
@@ -87,25 +99,31 @@ def make_xo(count: int, size: tuple[int, int] = XO_DEFAULT_SIZE, channels: int =
     margin_y, margin_x = radius * aspect.clamp(min=1) + stroke / 2, radius * aspect.clamp(max=1).reciprocal().clamp(max=1.25) + stroke / 2
     cy = margin_y + (h - 1 - 2 * margin_y).clamp(min=0) * torch.rand(count, 1, 1, generator=g)
     cx = margin_x + (w - 1 - 2 * margin_x).clamp(min=0) * torch.rand(count, 1, 1, generator=g)
+    brightness = uniform(0.7, 1.0)                      # stroke brightness varies
+    noise = torch.randn(count, h, w, generator=g) * 0.08
     ys = torch.arange(h, dtype=torch.float32).view(1, h, 1)
     xs = torch.arange(w, dtype=torch.float32).view(1, 1, w)
-    dy, dx = ys - cy, xs - cx
     cos, sin = angle.cos(), angle.sin()
-    u = (dx * cos + dy * sin)
-    v = (-dx * sin + dy * cos) / aspect                 # the glyph's own frame, aspect undone
-    # X: distance to two diagonal segments of half-length `radius` through the centre.
-    a1, b1 = (u + v) * math.sqrt(0.5), (u - v) * math.sqrt(0.5)
-    d1 = torch.sqrt(b1 ** 2 + (a1.abs() - radius).clamp(min=0) ** 2)
-    d2 = torch.sqrt(a1 ** 2 + (b1.abs() - radius).clamp(min=0) ** 2)
-    dist_x = torch.minimum(d1, d2)
-    # O: distance to a circle (an ellipse once the aspect is applied) of that radius.
-    dist_o = (torch.sqrt(u ** 2 + v ** 2) - radius * 0.85).abs()
-    dist = torch.where(labels.view(count, 1, 1) == 0, dist_x, dist_o)
-    ink = (stroke / 2 - dist + 0.5).clamp(0, 1)          # one pixel of anti-aliasing at the edge
-    ink = ink * uniform(0.7, 1.0)                        # stroke brightness varies
-    noise = torch.randn(count, h, w, generator=g) * 0.08
-    images = (ink + noise).clamp(0, 1).mul(255).round().to(torch.uint8)
-    images = images.unsqueeze(1).expand(count, channels, h, w).contiguous()
+    images = torch.empty(count, channels, h, w, dtype=torch.uint8)
+    step = max(1, XO_CHUNK_PIXELS // max(1, h * w))
+    for a in range(0, count, step):
+        b = min(count, a + step)
+        dy, dx = ys - cy[a:b], xs - cx[a:b]
+        u = (dx * cos[a:b] + dy * sin[a:b])
+        v = (-dx * sin[a:b] + dy * cos[a:b]) / aspect[a:b]      # the glyph's own frame, aspect undone
+        r = radius[a:b]
+        # X: distance to two diagonal segments of half-length `radius` through the centre.
+        a1, b1 = (u + v) * math.sqrt(0.5), (u - v) * math.sqrt(0.5)
+        d1 = torch.sqrt(b1 ** 2 + (a1.abs() - r).clamp(min=0) ** 2)
+        d2 = torch.sqrt(a1 ** 2 + (b1.abs() - r).clamp(min=0) ** 2)
+        dist_x = torch.minimum(d1, d2)
+        # O: distance to a circle (an ellipse once the aspect is applied) of that radius.
+        dist_o = (torch.sqrt(u ** 2 + v ** 2) - r * 0.85).abs()
+        dist = torch.where(labels[a:b].view(b - a, 1, 1) == 0, dist_x, dist_o)
+        ink = (stroke[a:b] / 2 - dist + 0.5).clamp(0, 1)          # one pixel of anti-aliasing at the edge
+        ink = ink * brightness[a:b]
+        glyphs = (ink + noise[a:b]).clamp(0, 1).mul(255).round().to(torch.uint8)
+        images[a:b] = glyphs.unsqueeze(1)
     return images, labels
 
 
@@ -116,6 +134,11 @@ def _xo(input_spec: InputSpec, seed: int) -> Dataset:
     if min(size) < 8:
         raise DatasetError(f"xo draws glyphs of at least 8x8 pixels; the stack's input size is "
                            f"{size[0]}x{size[1]} (set input size to 28x28).")
+    need = xo_bytes(train + test, size, channels)
+    if need > XO_MAX_BYTES:
+        raise DatasetError(f"xo is drawn at the stack's input size, {size[0]}x{size[1]} with {channels} channel(s): "
+                           f"{train + test:,} images would need {need / 2**30:.1f} GB (at most "
+                           f"{XO_MAX_BYTES / 2**30:.0f} GB); set the input size to 28x28 or use an image folder.")
     # Train and test come from different seeds, so no test glyph is a copy of a training glyph.
     train_x, train_y = make_xo(train, size, channels, seed * 2)
     test_x, test_y = make_xo(test, size, channels, seed * 2 + 1)

@@ -20,8 +20,9 @@ GAP_VALUE = 96     # dark gray between tiles: zero itself is light gray in the d
 
 
 def first_conv(stack: Stack) -> str | None:
-    """The name of the first enabled Conv2d, whose kernels are the ones worth watching."""
-    return next((s.name for s in stack.layers if s.enabled and s.type == "Conv2d"), None)
+    """The name of the first enabled Conv2d (a layer with [filter, input, kH, kW] kernels), whose
+    kernels are the ones worth watching."""
+    return next((s.name for s in stack.layers if s.enabled and s.layer_type.weight_layout == "filters"), None)
 
 
 def kernel_mosaic(weight: torch.Tensor, zoom: int = KERNEL_ZOOM) -> np.ndarray:

@@ -20,7 +20,7 @@ from torch import nn
 from explorer.core.checks import shape_str
 from explorer.core.devices import resolve_device, synchronize
 from explorer.core.shapes import infer_shapes
-from explorer.core.layers import build_module
+from explorer.core.layers import build_module, forward_layer
 from explorer.core.stack import Stack
 from explorer.core.training.datasets import Dataset
 
@@ -111,18 +111,9 @@ class StackModel(nn.Module):
             self.layers[_key(spec.name)] = build_module(spec, stack.seed, device)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pools: dict[str, tuple[torch.Tensor, torch.Size]] = {}
+        kept: dict[str, tuple[torch.Tensor, tuple[int, int]]] = {}      # indices for later unpools
         for spec in self.specs:
-            module = self.layers[_key(spec.name)]
-            if spec.type == "MaxPool2d":
-                size = x.shape
-                x, indices = module(x)
-                pools[spec.name] = (indices, size)
-            elif spec.type == "MaxUnpool2d":
-                indices, size = pools[spec.indices_from]
-                x = module(x, indices, output_size=list(size[-2:]))
-            else:
-                x = module(x)
+            x, _ = forward_layer(spec, self.layers[_key(spec.name)], x, kept)
         return x
 
     def layer_states(self) -> dict[str, dict[str, torch.Tensor]]:
@@ -160,9 +151,9 @@ def plan_training(stack: Stack, input_shape: tuple[int, int, int], num_classes: 
     notes = []
     upto = len(stack.layers)
     last = stack.layers[enabled[-1]]
-    if last.type == "Softmax":
+    if last.layer_type.gives_probabilities:
         upto = enabled[-1]
-        notes.append(f"The last layer '{last.name}' is a Softmax: training uses the logits before it "
+        notes.append(f"The last layer '{last.name}' is a {last.type}: training uses the logits before it "
                      "(cross-entropy applies its own softmax).")
     rows = infer_shapes(stack, (2, *input_shape))
     for r in rows[:upto] if upto < len(stack.layers) else rows:
@@ -170,7 +161,7 @@ def plan_training(stack: Stack, input_shape: tuple[int, int, int], num_classes: 
             raise TrainError(f"The stack cannot run on {shape_str((1, *input_shape))} images: {r.error}")
     shapes = [r for r in rows[:upto] if r.enabled]
     if not shapes:
-        raise TrainError("The stack has only a Softmax; add Flatten and a Linear layer before it.")
+        raise TrainError(f"The stack has only a {last.type}; add Flatten and a Linear layer before it.")
     out = shapes[-1].output_shape
     out_n = "[N, " + ", ".join(map(str, out[1:])) + "]"
     k = num_classes
@@ -179,9 +170,9 @@ def plan_training(stack: Stack, input_shape: tuple[int, int, int], num_classes: 
         raise TrainError(f"The last layer gives {out_n}; add Flatten and Linear({features}, {k}) for {k} classes.")
     if out[1] != k:
         spec = stack.layers[shapes[-1].index]
-        if spec.type == "Linear":
-            raise TrainError(f"The last Linear '{spec.name}' gives {out[1]} outputs but the data has {k} classes; "
-                             f"set its out_features to {k}.")
+        if spec.layer_type.width_arg is not None:
+            raise TrainError(f"The last {spec.type} '{spec.name}' gives {out[1]} outputs but the data has {k} classes; "
+                             f"set its {spec.layer_type.width_arg} to {k}.")
         raise TrainError(f"The last layer gives {out_n}; add Linear({out[1]}, {k}) for {k} classes.")
     probe = [build_module(s, device="meta") for s in stack.layers[:upto] if s.enabled]
     if not any(p.requires_grad for m in probe for p in m.parameters()):

@@ -24,12 +24,12 @@ The modules, in the order the data goes through them:
 What is imported from this package is its public interface."""
 
 from explorer.core.walkthrough.records import KINDS, RANDOM_NOTICE, Stage, Walkthrough, WalkthroughError
-from explorer.core.walkthrough.preprocess import (denormalise, eight_bit_picture, imagenet_preset, prepare_input,
+from explorer.core.walkthrough.preprocess import (denormalize, eight_bit_picture, imagenet_preset, prepare_input,
                                                   resize_size)
 from explorer.core.walkthrough.capture import capture, capture_prepared, plan
 from explorer.core.walkthrough.to_stack import to_stack
 from explorer.core.walkthrough.export import export_walkthrough, partial_walkthrough, stage_image_name, summary
 
 __all__ = ["KINDS", "RANDOM_NOTICE", "Stage", "Walkthrough", "WalkthroughError", "capture", "capture_prepared",
-           "denormalise", "eight_bit_picture", "export_walkthrough", "imagenet_preset", "partial_walkthrough", "plan",
+           "denormalize", "eight_bit_picture", "export_walkthrough", "imagenet_preset", "partial_walkthrough", "plan",
            "prepare_input", "resize_size", "stage_image_name", "summary", "to_stack"]

@@ -12,7 +12,7 @@ from explorer.core.model_zoo import build_model, check_name, class_names, input_
 from explorer.core.receptive_field import RF
 from explorer.core.walkthrough.describe import classic_notes, describe, input_explanation
 from explorer.core.walkthrough.measure import advance_rf, macs, new_params
-from explorer.core.walkthrough.preprocess import denormalise, prepare_input
+from explorer.core.walkthrough.preprocess import denormalize, prepare_input
 from explorer.core.walkthrough.records import Stage, Walkthrough, WalkthroughError
 from explorer.core.walkthrough.trace import Tracer, TraceRecord, probabilities_of, run_traced
 
@@ -36,7 +36,7 @@ def capture_prepared(model_name: str, model: nn.Module, model_input: torch.Tenso
     x = model_input.detach()
     dev = x.device
     if raw is None:
-        raw = denormalise(name, x)
+        raw = denormalize(name, x)
     was_training = model.training
     model.to(dev).eval()
     try:

@@ -60,9 +60,9 @@ def export_walkthrough(w: Walkthrough, out_dir, colormap: str = "gray", error: s
 
 def partial_walkthrough(model_name: str, error: WalkthroughError, weights_label: str, image: torch.Tensor) -> Walkthrough:
     """The stages that ran before a failure, as a Walkthrough (no probabilities), for the summary."""
-    raw, normalised = prepare_input(model_name, image.detach().to("cpu"))
+    raw, normalized = prepare_input(model_name, image.detach().to("cpu"))
     stages = error.stages or []
     outputs = error.outputs or []
-    model_input = outputs[0] if outputs else normalised
+    model_input = outputs[0] if outputs else normalized
     return Walkthrough(check_name(model_name), str(weights_label), weights_label == "random", raw, model_input,
                        stages, outputs, None, None, model_input.device, None)

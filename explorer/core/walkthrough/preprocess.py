@@ -49,7 +49,7 @@ def prepare_input(model_name: str, image: torch.Tensor) -> tuple[torch.Tensor, t
     return raw, raw
 
 
-def denormalise(model_name: str, x: torch.Tensor) -> torch.Tensor:
+def denormalize(model_name: str, x: torch.Tensor) -> torch.Tensor:
     """The model input with the preset's Normalize undone (LeNet's input is returned as it is)."""
     preset = imagenet_preset(model_name)
     if preset is None:

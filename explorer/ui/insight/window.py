@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QGridLayout, Q
 
 from explorer.core.stack import Stack
 from explorer.ui.insight.worker import InsightWorker
+from explorer.ui.qt_signals import qt_signals_blocked
 
 MAX_ROWS = 64           # channel rows drawn at once (a 512-channel layer shows its 64 strongest)
 THUMB = 56              # patch thumbnails, pixels
@@ -238,11 +239,11 @@ class InsightWindow(QWidget):
             self.attr_images.addLayout(col)
         bar = QHBoxLayout()
         self.bar_low, self.bar_high = QLabel("0"), QLabel("max")
-        self.colour_bar = QLabel()
-        self.colour_bar.setPixmap(_colour_bar_pixmap())
+        self.color_bar = QLabel()
+        self.color_bar.setPixmap(_color_bar_pixmap())
         bar.addStretch(1)
         bar.addWidget(self.bar_low)
-        bar.addWidget(self.colour_bar)
+        bar.addWidget(self.color_bar)
         bar.addWidget(self.bar_high)
         bar.addStretch(1)
         right = QVBoxLayout()
@@ -306,17 +307,16 @@ class InsightWindow(QWidget):
     # ---------------------------------------------------------------- inputs from the main window
     def set_stack(self, stack: Stack, layer: str | None = None) -> None:
         self.stack = stack.copy()
-        self._conv_names = {s.name for s in self.stack.layers if s.type == "Conv2d"}
+        self._conv_names = {s.name for s in self.stack.layers if s.layer_type.weight_layout == "filters"}
         self._fill_layers([s.name for s in self.stack.layers if s.enabled], layer)
 
     def _fill_layers(self, names: list[str], layer: str | None) -> None:
         current = layer or self.layer_combo.currentText()
-        self.layer_combo.blockSignals(True)
-        self.layer_combo.clear()
-        self.layer_combo.addItems(names)
-        if current in names:
-            self.layer_combo.setCurrentText(current)
-        self.layer_combo.blockSignals(False)
+        with qt_signals_blocked(self.layer_combo):
+            self.layer_combo.clear()
+            self.layer_combo.addItems(names)
+            if current in names:
+                self.layer_combo.setCurrentText(current)
 
     def set_image(self, image: torch.Tensor | None) -> None:
         self.image = None if image is None else image.detach().to("cpu")[:1].clone()
@@ -346,7 +346,7 @@ class InsightWindow(QWidget):
         """(raw, model input) for the window's image: a walkthrough's image is already resized and cropped."""
         image = image.to(subject.device())
         if self.image_prepared:
-            return image, subject.normalise(image)
+            return image, subject.normalize(image)
         return subject.prepare(image)
 
     # ---------------------------------------------------------------- jobs
@@ -597,14 +597,13 @@ class InsightWindow(QWidget):
         first = view.results[0]
         self.top5_label.setText("<br>".join(f"{p:.1%} &nbsp; {i} {name or ''}" for i, name, p in first.prediction.top5))
         current = self.class_combo.currentData()
-        self.class_combo.blockSignals(True)
-        self.class_combo.clear()
-        self.class_combo.addItem("the predicted class", None)
-        for i, name, p in first.prediction.top5:
-            self.class_combo.addItem(f"{i} {name or ''} ({p:.1%})", i)
-        index = self.class_combo.findData(current)
-        self.class_combo.setCurrentIndex(max(0, index))
-        self.class_combo.blockSignals(False)
+        with qt_signals_blocked(self.class_combo):
+            self.class_combo.clear()
+            self.class_combo.addItem("the predicted class", None)
+            for i, name, p in first.prediction.top5:
+                self.class_combo.addItem(f"{i} {name or ''} ({p:.1%})", i)
+            index = self.class_combo.findData(current)
+            self.class_combo.setCurrentIndex(max(0, index))
         self.notice_label.setText(first.notice or "")
         peak = max(float(np.abs(r.map).max()) for r in view.results)
         self.bar_high.setText(f"{peak:.3g}")
@@ -650,7 +649,7 @@ class InsightWindow(QWidget):
         super().closeEvent(event)
 
 
-def _colour_bar_pixmap(width: int = 200, height: int = 12) -> QPixmap:
+def _color_bar_pixmap(width: int = 200, height: int = 12) -> QPixmap:
     from explorer.core.colormaps import get_lut
     lut = get_lut("inferno")
     idx = np.linspace(0, 255, width).round().astype(np.int64)

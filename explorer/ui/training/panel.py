@@ -16,7 +16,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QBrush, QColor, QIcon, QImage, QPixmap
-from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox,
+from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox,
                                QHBoxLayout, QHeaderView, QLabel, QListWidget, QListWidgetItem, QProgressBar,
                                QPushButton, QSlider, QSpinBox, QTableWidget, QTableWidgetItem, QTabWidget,
                                QToolButton, QVBoxLayout, QWidget)
@@ -24,7 +24,8 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QDoubleSpinBox, QFi
 from explorer.core.input_source import InputSource
 from explorer.core.training.trainer import TrainSettings, apply_states
 from explorer.ui.document import StackDocument
-from explorer.ui.training.worker import TrainController, warm_up_optimisers
+from explorer.ui.training.worker import TrainController, warm_up_optimizers
+from explorer.ui.qt_signals import qt_signals_blocked
 
 SMOOTHING = 0.8          # exponential moving average of the step losses drawn as the bold line
 GALLERY_ICON = 56
@@ -32,8 +33,10 @@ XO = "xo"
 
 
 def ask_folder(parent: QWidget) -> str:
-    """The data folder dialog; tests replace this function instead of clicking a dialog."""
-    return QFileDialog.getExistingDirectory(parent, "CIFAR-10 folder or image folder (one sub-folder per class)")
+    """The data folder dialog, through ui/dialogs like every other question the app asks (one place
+    for tests and scripted sessions to answer them)."""
+    from explorer.ui import dialogs
+    return dialogs.choose_folder(parent, "CIFAR-10 folder or image folder (one sub-folder per class)", "")
 
 
 def _spin(minimum, maximum, value, tip, decimals=None, step=None):
@@ -65,7 +68,7 @@ class TrainPanel(QWidget):
         self._device = device
         self._set_input = set_input
         self.controller = TrainController(self)
-        self._warm_up = warm_up_optimisers()
+        self._warm_up = warm_up_optimizers()
         self._base = None                 # the real stack when training started
         self._data = None                 # Dataset of the current run
         self._snapshots = []              # weights history of the last run
@@ -325,10 +328,9 @@ class TrainPanel(QWidget):
 
     def _reset_history(self) -> None:
         """The slider at 'now': the document shows its real stack (or the live weights while training)."""
-        self.history_slider.blockSignals(True)
-        self.history_slider.setRange(0, len(self._snapshots))
-        self.history_slider.setValue(len(self._snapshots))
-        self.history_slider.blockSignals(False)
+        with qt_signals_blocked(self.history_slider):
+            self.history_slider.setRange(0, len(self._snapshots))
+            self.history_slider.setValue(len(self._snapshots))
         self._update_history_label()
 
     def _at_now(self) -> bool:
@@ -401,11 +403,10 @@ class TrainPanel(QWidget):
         if info.snapshot is not None:
             at_now = self._at_now()
             self._snapshots.append(info.snapshot)
-            self.history_slider.blockSignals(True)
-            self.history_slider.setMaximum(len(self._snapshots))
-            if at_now:
-                self.history_slider.setValue(len(self._snapshots))
-            self.history_slider.blockSignals(False)
+            with qt_signals_blocked(self.history_slider):
+                self.history_slider.setMaximum(len(self._snapshots))
+                if at_now:
+                    self.history_slider.setValue(len(self._snapshots))
             self._update_history_label()
         self._fill_confusion(info.evaluation)
         self._fill_gallery(info.evaluation)

@@ -35,7 +35,7 @@ class _Thread(QThread):
         self._target()
 
 
-def warm_up_optimisers() -> threading.Thread:
+def warm_up_optimizers() -> threading.Thread:
     """Builds a throwaway optimiser on a background thread. torch.optim imports torch._dynamo the first
     time an optimiser is made: seconds of imports that hold the interpreter lock in long stretches
     (GUI pauses of 0.3-0.8 s on a busy 2-core machine). Done when the panel opens, they are over

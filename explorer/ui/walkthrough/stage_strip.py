@@ -15,7 +15,7 @@ from PySide6 import QtCore, QtGui, QtWidgets
 from PySide6.QtCore import Qt, Signal
 
 # One colour per kind of stage, readable on the light window background.
-KIND_COLOURS = {
+KIND_COLORS = {
     "input": "#7a7a7a",
     "conv": "#4f8fd8",
     "pool": "#e0893a",
@@ -32,8 +32,8 @@ KIND_LABELS = {"input": "input", "conv": "conv + ReLU", "pool": "pooling", "flat
 def legend_html(kinds) -> str:
     """A one-line colour key for the kinds present, for a QLabel next to the strip."""
     present = set(kinds)
-    seen = [k for k in KIND_COLOURS if k in present]
-    return "&nbsp;&nbsp;".join(f'<span style="color:{KIND_COLOURS[k]}">■</span>&nbsp;{KIND_LABELS[k]}' for k in seen)
+    seen = [k for k in KIND_COLORS if k in present]
+    return "&nbsp;&nbsp;".join(f'<span style="color:{KIND_COLORS[k]}">■</span>&nbsp;{KIND_LABELS[k]}' for k in seen)
 
 
 @dataclass(frozen=True)
@@ -192,23 +192,23 @@ class StageStrip(QtWidgets.QWidget):
         painter.setFont(self._font)
         metrics = QtGui.QFontMetricsF(self._font)
         palette = self.palette()
-        text_colour = palette.color(QtGui.QPalette.ColorRole.WindowText)
+        text_color = palette.color(QtGui.QPalette.ColorRole.WindowText)
         for i, (block, rect) in enumerate(zip(self._blocks, self._rects)):
-            colour = QtGui.QColor(KIND_COLOURS.get(block.kind, KIND_COLOURS["opaque"]))
+            color = QtGui.QColor(KIND_COLORS.get(block.kind, KIND_COLORS["opaque"]))
             if i != self._current:
-                colour.setAlpha(150 if i != self._hovered else 210)
+                color.setAlpha(150 if i != self._hovered else 210)
             if i == self._current:
                 slot = QtCore.QRectF(rect.center().x() - self._slots[i] / 2, self.MARGIN / 2,
                                      self._slots[i], self.height() - self.MARGIN)
                 highlight = QtGui.QColor(SELECTED)
                 highlight.setAlpha(60)
                 painter.fillRect(slot, highlight)
-            painter.setPen(QtGui.QPen(QtGui.QColor(SELECTED) if i == self._current else colour.darker(130),
+            painter.setPen(QtGui.QPen(QtGui.QColor(SELECTED) if i == self._current else color.darker(130),
                                       2.5 if i == self._current else 1.0))
-            painter.setBrush(colour)
+            painter.setBrush(color)
             painter.drawRect(rect)
             first, second = block.caption()
-            painter.setPen(text_colour)
+            painter.setPen(text_color)
             y = rect.bottom() + metrics.ascent() + 2
             for line in (first, second):
                 if line:

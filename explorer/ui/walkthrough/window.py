@@ -38,6 +38,7 @@ from explorer.ui.reaper import release_later
 from explorer.ui.walkthrough.worker import JobCancelled, JobFailure, JobRunner
 from explorer.ui.spin_boxes import CheckedSpinBox
 from explorer.ui.fonts import fixed_font
+from explorer.ui.qt_signals import qt_signals_blocked
 
 log = logging.getLogger("explorer")
 
@@ -153,18 +154,18 @@ class CaptureOutcome:
 class InputPictures:
     """What the two input views show, prepared in the job (no tensor work on the GUI thread)."""
     raw: np.ndarray                # uint8 pixels of the input as the model sees it, before normalising
-    normalised: np.ndarray | None  # uint8 pixels of the normalised input (its min..max); None: not normalised
+    normalized: np.ndarray | None  # uint8 pixels of the normalised input (its min..max); None: not normalised
     low: float = 0.0               # the normalised input's range
     high: float = 0.0
 
 
 def input_pictures(walk) -> InputPictures:
-    raw, normalised = walk.raw_input, walk.model_input
+    raw, normalized = walk.raw_input, walk.model_input
     raw_pixels = input_pixels(raw, stretch=False)
-    if normalised is raw or torch.equal(normalised.to(raw.device), raw):
+    if normalized is raw or torch.equal(normalized.to(raw.device), raw):
         return InputPictures(raw_pixels, None)
-    return InputPictures(raw_pixels, input_pixels(normalised, stretch=True), float(normalised.min()),
-                         float(normalised.max()))
+    return InputPictures(raw_pixels, input_pixels(normalized, stretch=True), float(normalized.min()),
+                         float(normalized.max()))
 
 
 def capture_job(model_name: str, source: InputSource | None, image: torch.Tensor | None, batch_item: int,
@@ -391,7 +392,7 @@ class WalkthroughWindow(QMainWindow):
         """The deferred widgets in the order they are needed, one per event-loop turn: the input
         views, the feature view's frame and grid, then its three plots. The top-5 chart only comes
         with real weights (after the capture)."""
-        return [self._raw_part.widget, self._normalised_part.widget, lambda: self.feature_view,
+        return [self._raw_part.widget, self._normalized_part.widget, lambda: self.feature_view,
                 lambda: self._builder.add(*self.feature_view.build_steps(), self._connect_channel_hover,
                                           self._place_feature_view)]
 
@@ -432,8 +433,8 @@ class WalkthroughWindow(QMainWindow):
         return self._raw_part.widget()
 
     @property
-    def normalised_view(self) -> InputImageView:
-        return self._normalised_part.widget()
+    def normalized_view(self) -> InputImageView:
+        return self._normalized_part.widget()
 
     def _build_side(self) -> QWidget:
         tabs = QTabWidget()
@@ -492,8 +493,8 @@ class WalkthroughWindow(QMainWindow):
         images = QHBoxLayout()
         images.setSpacing(8)
         self._raw_part = DeferredWidget(lambda: _input_view("Input", "rawInputView"))
-        self._normalised_part = DeferredWidget(lambda: _input_view("Normalised", "normalisedInputView"))
-        for part in (self._raw_part, self._normalised_part):
+        self._normalized_part = DeferredWidget(lambda: _input_view("Normalised", "normalizedInputView"))
+        for part in (self._raw_part, self._normalized_part):
             part.setFixedHeight(250)          # the pictures are square: no stretching into empty space
             images.addWidget(part)
         layout.addLayout(images)
@@ -719,12 +720,11 @@ class WalkthroughWindow(QMainWindow):
         """The combo, strip and legend for ``stages`` (the walkthrough's, or the plan shown while the
         first capture runs)."""
         stages = stages if stages is not None else self.walkthrough.stages
-        self.stage_combo.blockSignals(True)
-        self.stage_combo.clear()
-        for stage in stages:
-            self.stage_combo.addItem(f"{stage.index}. {stage.title}")
-        self.stage_combo.setCurrentIndex(min(self.current, len(stages) - 1))
-        self.stage_combo.blockSignals(False)
+        with qt_signals_blocked(self.stage_combo):
+            self.stage_combo.clear()
+            for stage in stages:
+                self.stage_combo.addItem(f"{stage.index}. {stage.title}")
+            self.stage_combo.setCurrentIndex(min(self.current, len(stages) - 1))
         blocks = []
         for stage in stages:
             shape = tuple(int(s) for s in stage.output_shape)
@@ -779,7 +779,7 @@ class WalkthroughWindow(QMainWindow):
 
         self.notice.setVisible(bool(walk.random_weights))
         self.raw_view.set_region(None)
-        self.normalised_view.set_region(None)
+        self.normalized_view.set_region(None)
 
         top5 = self._top5 if stage.kind == "softmax" else None
         if stage.kind == "softmax" and top5 and not walk.random_weights:
@@ -823,9 +823,8 @@ class WalkthroughWindow(QMainWindow):
         self.prev_button.setEnabled(n > 0 and i > 0 and not self.jobs.busy)
         self.next_button.setEnabled(n > 0 and i < n - 1 and not self.jobs.busy)
         if self.stage_combo.currentIndex() != i:
-            self.stage_combo.blockSignals(True)
-            self.stage_combo.setCurrentIndex(i)
-            self.stage_combo.blockSignals(False)
+            with qt_signals_blocked(self.stage_combo):
+                self.stage_combo.setCurrentIndex(i)
         self.strip.set_current(i)
         self.step_label.setText(f"Stage {i} of {n - 1}" if n else "")
         self._show_inputs()
@@ -838,14 +837,14 @@ class WalkthroughWindow(QMainWindow):
         _, c, h, w = walk.raw_input.shape
         self.raw_view.title.setText(f"Input {h}×{w}×{c}")
         self.raw_view.set_image(pictures.raw, "values 0..1, resized and cropped as the model expects")
-        if pictures.normalised is None:
-            self.normalised_view.title.setText("Normalised: not used")
-            self.normalised_view.set_image(pictures.raw,
+        if pictures.normalized is None:
+            self.normalized_view.title.setText("Normalised: not used")
+            self.normalized_view.set_image(pictures.raw,
                                            f"{model_label(self.model_name)} takes the 0..1 values as they are")
             return
         low, high = pictures.low, pictures.high
-        self.normalised_view.title.setText("Normalised")
-        self.normalised_view.set_image(pictures.normalised,
+        self.normalized_view.title.setText("Normalised")
+        self.normalized_view.set_image(pictures.normalized,
                                        f"(x − mean) / std per channel; values {low:.2f}..{high:.2f}, drawn "
                                        "from their min to their max")
 
@@ -880,12 +879,12 @@ class WalkthroughWindow(QMainWindow):
         shape = tuple(stage.output_shape) if stage is not None else ()
         if pixel is None or len(shape) != 4 or not (0 <= pixel[0] < shape[2] and 0 <= pixel[1] < shape[3]):
             self.raw_view.set_region(None)
-            self.normalised_view.set_region(None)
+            self.normalized_view.set_region(None)
             return None
         y, x = pixel
         region = tuple(int(v) for v in stage.input_region(y, x))
         self.raw_view.set_region(region)
-        self.normalised_view.set_region(region)
+        self.normalized_view.set_region(region)
         y0, x0, y1, x1 = region
         self.region_label.setText(f"Output pixel y={y}, x={x} of {stage.name} sees input rows {y0}..{y1 - 1}, "
                                   f"columns {x0}..{x1 - 1} ({y1 - y0}×{x1 - x0} pixels).")
