@@ -616,6 +616,9 @@ class FeatureView(QtWidgets.QWidget):
         stats = self._cached_stats(source)
         if stats is not None and self.stats_view.stats is not stats:
             self.stats_view.set_stats(stats, tuple(self._output().shape))
+        if not reply.request.need_view:
+            self._reset_pending = False     # the picture on screen is this output's, drawn (and reset) already:
+            return                          # only the numbers were missing
         reset, self._reset_pending = self._reset_pending, False
         self._refresh(reset_view=reset)
 

@@ -23,7 +23,7 @@ from explorer.core.kernels import (INITIALIZERS, MAX_KERNEL, MAX_LINEAR, PRESET_
                                    normalized_to_sum_one, preset_kernel, preset_problem, put_kernel, zero_mean)
 from explorer.core.devices import is_out_of_memory
 from explorer.core.layers import LAYER_TYPES, LayerSpec
-from explorer.ui.background import LatestCall
+from explorer.ui.jobs import JobError, JobQueue
 from explorer.ui.document import StackDocument
 from explorer.ui.kernel_grid import NumberGrid
 from explorer.ui.qt_signals import qt_signals_blocked
@@ -88,8 +88,9 @@ class KernelEditor(QWidget):
         self._presets_for: tuple[int, int] | None = None   # kernel size the preset list was checked for
         # The seed's values of a layer are built on a background thread (a big layer allocates and
         # fills for seconds); the editor shows them when they arrive.
-        self.loader = LatestCall("kernel-parameters", self)
-        self.loader.done.connect(self._parameters_ready)
+        self.loader = JobQueue("kernel-parameters", self, newest_only=False)
+        self.loader.finished.connect(lambda token, params: self._parameters_ready(token, params, None))
+        self.loader.failed.connect(self._parameters_failed)
         self._loading: int | None = None
 
         self.hint = QLabel(self)
@@ -288,12 +289,6 @@ class KernelEditor(QWidget):
         return self.kernels()[self.out_spin.value(), self.in_spin.value()].clone()
 
     def refresh(self, *_) -> None:
-        if self.isHidden() and self.parentWidget() is not None:
-            # A tab not in front (the Arguments tab is): building and drawing the weights on every edit
-            # cost the edit ~5 ms here and a second module build on the loader's thread.
-            self._stale = True
-            return
-        self._stale = False
         spec = self.spec()
         why = editable(spec)
         self.hint.setText(why or "")
@@ -302,12 +297,21 @@ class KernelEditor(QWidget):
         self.body.setVisible(why is None)
         if why is not None:
             self._weight, self._bias, self._spec = None, None, None
+            self._stale = False
             return
+        if self.isHidden() and self.parentWidget() is not None and self._weight is not None:
+            # A tab not in front (the Arguments tab is): building and drawing the weights on every edit
+            # cost the edit ~5 ms here and a second module build on the loader's thread. Done when
+            # shown; the layout stays as it was, so the window's docks keep their sizes.
+            self._stale = True
+            return
+        self._stale = False
         changed_layer = self._spec is None or self._spec.name != spec.name or self._spec.type != spec.type
         params = cached_layer_parameters(spec, self.document.stack.seed)
         if params is None:
             self._weight, self._bias, self._spec = None, None, None
-            self._loading = self.loader.submit(layer_parameters, spec.copy(), self.document.stack.seed)
+            wanted, seed = spec.copy(), self.document.stack.seed        # plain data: the job holds nothing of Qt
+            self._loading = self.loader.submit(lambda context: layer_parameters(wanted, seed))
             self.hint.setText(f"Preparing the weights of '{spec.name}'…")
             self.hint.setVisible(True)
             self.scroll.setVisible(False)
@@ -333,6 +337,11 @@ class KernelEditor(QWidget):
         if changed_layer:
             self.error.hide()
         self._show_kernel()
+
+    def _parameters_failed(self, token: int, failure: JobError) -> None:
+        import logging
+        logging.getLogger("explorer").info("Building a layer's weights failed\n%s", failure.details)
+        self._parameters_ready(token, None, failure.error)
 
     def _parameters_ready(self, token: int, _params, error) -> None:
         if token != self._loading:

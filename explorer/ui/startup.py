@@ -202,12 +202,12 @@ class StartupWindow(QMainWindow):
         return label
 
     def _fill(self) -> None:
-        grey = QColor("#888")
+        gray = QColor("#888")
         for i, spec in enumerate(self.stack.layers):
             row = self.rows[i] if i < len(self.rows) else None
             item = QListWidgetItem(f"{layer_row_text(spec, row)}\n{spec.name}")
             if not spec.enabled:
-                item.setForeground(grey)
+                item.setForeground(gray)
             self.layer_list.addItem(item)
         self.shapes_view.set_rows(self.rows, len(self.stack.layers), layers=self.stack.layers)
 

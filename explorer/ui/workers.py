@@ -1,14 +1,13 @@
-"""The one background worker: loads the input and runs the stack, off the GUI thread.
+"""Runs the stack off the GUI thread: loads the input, runs, renders the focused layer's pixels.
 
-The window submits immutable requests; a newer request supersedes the one being worked on (the
-run stops between layers) and any waiting one; results carry their generation, and the window
-drops all but the newest. Only data crosses back; the worker never touches widgets."""
+The window submits immutable requests on the run lane (explorer.ui.jobs); a newer request
+supersedes the one being worked on (the run stops between layers) and any waiting one; results
+carry their generation, and only the newest reaches the window. Only data crosses back; the worker
+never touches widgets."""
 
 from __future__ import annotations
 
-import threading
 import traceback
-import weakref
 from dataclasses import dataclass, field
 
 import torch
@@ -21,6 +20,7 @@ from explorer.core.input_source import CifarCache, InputSource, load_input
 from explorer.core.inputs import InputBatch, InputError
 from explorer.core.render import render_input_image
 from explorer.core.stack import InputSpec, Stack
+from explorer.ui.jobs import JobContext, JobError, JobQueue
 
 
 @dataclass(frozen=True)
@@ -47,55 +47,15 @@ class RunReply:
     details: str = ""
 
 
-class _RunWorker:
-    """The worker thread's side: plain Python (the runner, the input cache, the newest request), no
-    Qt. It answers through the controller's queued signals, reaching the controller only through a
-    weak reference, so the thread never keeps a Qt object alive and ends when the controller goes."""
+class _RunState:
+    """The worker thread's side: plain Python (the runners, the input cache, the last input), no Qt.
+    Only the run lane's thread touches it, one job at a time."""
 
-    def __init__(self, owner: "RunController"):
-        self.owner = weakref.ref(owner)
-        self.lock = threading.Condition()
-        self.pending: RunRequest | None = None
-        self.stopping = False
+    def __init__(self):
         self.runners: dict[str, StackRunner] = {}
         self.cifar = CifarCache()
         self.input_key: tuple | None = None
         self.batch: InputBatch | None = None
-
-    def superseded(self) -> bool:
-        return self.pending is not None or self.stopping
-
-    def stop(self) -> None:
-        with self.lock:
-            self.stopping = True
-            self.pending = None
-            self.lock.notify()
-
-    def _emit(self, name: str, *args) -> bool:
-        controller = self.owner()
-        if controller is None:
-            return False
-        try:
-            getattr(controller, name).emit(*args)
-            return True
-        except RuntimeError:          # the controller's C++ side is gone: the window closed
-            return False
-        finally:
-            del controller
-
-    def loop(self) -> None:
-        while True:
-            with self.lock:
-                while self.pending is None and not self.stopping:
-                    self.lock.wait()
-                if self.stopping:
-                    return
-                request, self.pending = self.pending, None
-            reply = self.work(request)
-            del request
-            if reply is not None and not self._emit("_reply", reply):
-                return
-            del reply
 
     def load(self, request: RunRequest) -> InputBatch:
         key = (request.source, request.input_spec.channels, request.input_spec.size)
@@ -112,8 +72,10 @@ class _RunWorker:
             self.runners = {device: StackRunner(device)}    # one device's results at a time
         return self.runners[device]
 
-    def work(self, request: RunRequest) -> RunReply | None:
+    def work(self, request: RunRequest, context: JobContext) -> RunReply | None:
+        """One run; None when a newer request superseded it (nobody wants the answer)."""
         reply = RunReply(request.generation, request)
+        superseded = context.token
         try:
             try:
                 reply.batch = self.load(request)
@@ -123,18 +85,18 @@ class _RunWorker:
             except InputError as e:
                 reply.input_error = str(e)
                 return reply
-            if self.superseded():
+            if superseded():
                 return None
             runner = self.runner(request.device)
 
             def on_layer(result, total):
-                self._emit("_progress", request.generation, result.index + 1, total)
+                context.progress((result.index + 1, total))
 
-            result = runner.run(request.stack, reply.batch.tensor, should_stop=self.superseded, on_layer=on_layer)
+            result = runner.run(request.stack, reply.batch.tensor, should_stop=superseded, on_layer=on_layer)
             if result.cancelled:
                 return None
             reply.result = result
-            if 0 <= request.focus < len(result.layers) and not self.superseded():
+            if 0 <= request.focus < len(result.layers) and not superseded():
                 # Pixels only: the view counts the statistics on its own thread while these are painted.
                 reply.display = prepare_display(result.layers[request.focus].output, request.focus, request.view,
                                                 with_stats=False)
@@ -152,72 +114,61 @@ class _RunWorker:
 
 
 class RunController(QObject):
-    """Owns the worker thread. Lives on the GUI thread; its signals arrive there."""
+    """Runs the stack on the run lane (explorer.ui.jobs): the window submits, the newest request
+    wins (a superseded run stops between layers), and only the newest reply arrives. Lives on the
+    GUI thread; its signals arrive there."""
 
     finished = Signal(object)            # RunReply of the newest request only
     progress = Signal(int, int)          # layers done, total (newest request only)
     busy_changed = Signal(bool)
-    _reply = Signal(object)
-    _progress = Signal(int, int, int)
 
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
-        self._generation = 0
-        self._busy = False
-        self._reply.connect(self._on_reply)
-        self._progress.connect(self._on_progress)
-        self._worker = _RunWorker(self)
-        worker = self._worker
-        self.destroyed.connect(lambda *_: worker.stop())      # never outlives its window
-        self._thread = threading.Thread(target=worker.loop, name="run-worker", daemon=True)
-        self._thread.start()
+        self._state = _RunState()
+        self._jobs = JobQueue("run-worker", self)
+        self._jobs.finished.connect(self._on_finished)
+        self._jobs.failed.connect(self._on_failed)
+        self._jobs.progressed.connect(self._on_progress)
+        self._jobs.busy_changed.connect(self.busy_changed)
+        self._jobs.start()              # the window's first run follows at once
+        self._last_request: RunRequest | None = None
 
     # ---------------------------------------------------------------- GUI thread
     @property
     def latest_generation(self) -> int:
-        return self._generation
+        return self._jobs.generation
 
     @property
     def busy(self) -> bool:
-        return self._busy
+        return self._jobs.busy
 
     def submit(self, stack: Stack, source: InputSource, device: str, focus: int = -1,
                view: ViewSettings | None = None) -> int:
-        worker = self._worker
-        with worker.lock:
-            self._generation += 1
-            worker.pending = RunRequest(self._generation, stack.copy(), source, stack.input, device, focus,
-                                        view or ViewSettings())
-            worker.lock.notify()
-        self._set_busy(True)
-        return self._generation
+        generation = self._jobs.generation + 1       # what the lane numbers this submit
+        request = RunRequest(generation, stack.copy(), source, stack.input, device, focus, view or ViewSettings())
+        self._last_request = request
+        state = self._state                          # the job holds plain data only, never this QObject
+        self._jobs.submit(lambda context: state.work(request, context))
+        return generation
 
     def shutdown(self) -> None:
-        self._worker.stop()
-        self._thread.join(10)
-        self._set_busy(False)
+        self._jobs.shutdown(10_000)
 
-    def _set_busy(self, busy: bool) -> None:
-        if busy != self._busy:
-            self._busy = busy
-            self.busy_changed.emit(busy)
+    def _on_finished(self, generation: int, reply: RunReply | None) -> None:
+        if reply is not None:
+            self.finished.emit(reply)
 
-    def _on_reply(self, reply: RunReply) -> None:
-        if reply.generation != self._generation:
-            return    # a newer edit is already on its way: this result is stale
-        self._set_busy(False)
-        self.finished.emit(reply)
+    def _on_failed(self, generation: int, failure: JobError) -> None:
+        # work() catches everything it expects; this is a bug in it, said in place like any run error.
+        request = self._last_request
+        if request is None or failure.cancelled:
+            return
+        self.finished.emit(RunReply(generation, request, error=f"Unexpected error while running the stack: "
+                                                               f"{failure.error}", details=failure.details))
 
-    def _on_progress(self, generation: int, done: int, total: int) -> None:
-        if generation == self._generation:
-            self.progress.emit(done, total)
+    def _on_progress(self, generation: int, payload: tuple[int, int]) -> None:
+        self.progress.emit(*payload)
 
     def wait_until_idle(self, timeout_ms: int = 10_000) -> bool:
         """For tests: process events until the newest request has answered."""
-        import time
-        from PySide6.QtCore import QCoreApplication
-        end = time.monotonic() + timeout_ms / 1000
-        while self._busy and time.monotonic() < end:
-            QCoreApplication.processEvents()
-            time.sleep(0.002)
-        return not self._busy
+        return self._jobs.wait_until_idle(timeout_ms)

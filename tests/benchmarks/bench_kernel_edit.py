@@ -10,7 +10,7 @@ Each edit is timed until the feature grid's ImageItem received the NEW result an
 (the PixelProbe of bench_explorer.py).
 
 1. A 512x512 RGB image through Conv2d(3, 6, 3) -> ReLU -> MaxPool2d(2), conv1 selected.
-   Target: median under 50 ms on a 2-core CPU.
+   Target: median at most 25 ms (issue 11; measured on a quiet machine).
 2. A 10-layer stack on the same image with the edit at layer 8 (conv8) and conv8 on screen.
    Only conv8 and relu9 may run again; the first eight layers come from the cache. Target: no
    slower than three times what those two layers cost in bare torch. Beside it: the whole stack in
@@ -39,7 +39,7 @@ import torch
 # The window helpers are bench_explorer's (this folder is on sys.path when a script here runs).
 from bench_explorer import close_window, cpu_name, make_app, wait_events  # noqa: E402
 
-TARGET_MS = 50.0
+TARGET_MS = 25.0        # issue 11: edit -> pixels at most 25 ms median for the default stack
 TARGET_FACTOR = 3.0
 
 
@@ -173,6 +173,8 @@ def measure_cell_edits(window, layer: int, edits: int, warmup: int) -> tuple[Tim
         raise RuntimeError("the run did not finish")
     wait_events(200)
     editor = window.kernel_editor
+    if not editor.wait_until_ready(30_000):        # the tab builds its weights when it comes to the front
+        raise RuntimeError("the kernel editor did not get its weights")
     editor.select_kernel(0, 0)
     probe = PixelProbe(window)
     computed: list[list[int]] = []

@@ -629,11 +629,10 @@ def main(argv: list[str] | None = None) -> int:
 
     from PySide6.QtCore import QTimer, QtMsgType, qInstallMessageHandler
 
-    from explorer.ui.app import install_error_hooks, install_fault_log, make_application, warm_up_shape_inference
+    from explorer.ui.app import install_error_hooks, install_fault_log, make_application
     from explorer.ui.app_paths import log_path
 
     app = make_application()
-    warm_up_shape_inference()
     log = log_path()
     logging.basicConfig(filename=str(log), level=logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")

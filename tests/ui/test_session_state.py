@@ -218,3 +218,26 @@ def test_a_layer_without_an_explanation_says_so(probe):
     assert probe.probe_pixel("relu1", 0, 0, 2, 2) is None
     assert probe.title.text().startswith("relu1 is a ReLU; hover explanations cover")
     assert probe.probe_pixel("gone", 0, 0, 2, 2) is None      # a layer the run did not have
+
+
+# ---------------------------------------------------------------- the feature view
+def test_the_feature_view_draws_the_view_settings_of_the_state(qtbot):
+    from explorer.ui.feature_view import FeatureView
+
+    state = SessionState()
+    view = FeatureView(state)
+    qtbot.addWidget(view)
+    view.resize(900, 600)
+    view.show()
+    run = finished_run(conv_stack(), InputSource.sample("astronaut"), pictures(3))
+    view.set_layer(run.result.layers[0])
+    assert view.wait_until_ready(30_000)
+    state.update_view(mode="batch", channel=2)           # e.g. a saved layout or another widget
+    assert view.wait_until_ready(30_000)
+    assert view.mode_combo.currentData() == "batch" and view.selected_channel == 2
+    assert view.grid_title.text() == "Channel 2 across all 3 batch items"
+    seen = Recorder(state)
+    view.set_batch_index(1)                             # a click on tile 1 does this
+    assert state.batch_item == 1 and seen.names() == ["view", "batch_item"]
+    view.set_batch_index(99)                            # more than the layer has: its last item
+    assert state.batch_item == 2

@@ -35,6 +35,7 @@ from explorer.ui.walkthrough.stage_strip import StageStrip, StripBlock, legend_h
 from explorer.ui.walkthrough.views import InputImageView, TopClassesView, input_pixels
 from explorer.ui.deferred import DeferredWidget, IdleBuilder
 from explorer.ui.reaper import release_later
+from explorer.ui.jobs import JobContext
 from explorer.ui.walkthrough.worker import JobCancelled, JobFailure, JobRunner
 from explorer.ui.spin_boxes import CheckedSpinBox
 from explorer.ui.fonts import fixed_font
@@ -170,15 +171,15 @@ def input_pictures(walk) -> InputPictures:
 
 def capture_job(model_name: str, source: InputSource | None, image: torch.Tensor | None, batch_item: int,
                 device: str, weights: str | None, model: torch.nn.Module | None, model_weights: str = "random"):
-    """A job for JobRunner: loads the input, builds the model (or reuses it when its weights stay),
+    """A job for JobRunner (run with a JobContext): loads the input, builds the model (or reuses it when its weights stay),
     loads weights, runs the one forward pass and counts every stage's statistics (so stepping only
     renders). ``weights`` None keeps ``model`` and its weights (labelled ``model_weights``); 'auto' takes torchvision's ImageNet
     weights when they are in the local torch cache, else random ones. (Importing torchvision alone
     takes seconds the first time: that, too, happens here and not on the GUI thread.)"""
 
-    def job(runner: JobRunner) -> CaptureOutcome:
+    def job(context: JobContext) -> CaptureOutcome:
         if model is None:
-            runner.post(core_walkthrough.plan(model_name))     # shapes only (meta tensors): instant
+            context.post(core_walkthrough.plan(model_name))     # shapes only (meta tensors): instant
         chosen = weights
         if chosen == "auto":
             chosen = "imagenet" if core_weights.imagenet_available(model_name) else "random"
@@ -188,17 +189,17 @@ def capture_job(model_name: str, source: InputSource | None, image: torch.Tensor
             item = min(max(0, batch_item), batch.tensor.shape[0] - 1)
             picture = batch.tensor[item:item + 1]
         picture = core_walkthrough.eight_bit_picture(model_name, picture)
-        runner.check_cancelled()
+        context.check_cancelled()
         net = model
         label = None
         if net is None or chosen is not None:
             net = model_zoo.build_model(model_name)
-            runner.check_cancelled()
+            context.check_cancelled()
             label = core_weights.load_weights(net, chosen or "random", name=model_name)
-        runner.check_cancelled()
+        context.check_cancelled()
         # Closing the window mid-forward stops it at the next module (VGG's biggest conv: a fraction
         # of a second on a CPU), not after the whole pass.
-        hooks = [m.register_forward_pre_hook(lambda *_: runner.check_cancelled()) for m in net.modules()]
+        hooks = [m.register_forward_pre_hook(lambda *_: context.check_cancelled()) for m in net.modules()]
         try:
             walk = core_walkthrough.capture(model_name, net, picture, device=device,
                                             weights_label=label or model_weights,
@@ -208,7 +209,7 @@ def capture_job(model_name: str, source: InputSource | None, image: torch.Tensor
                 hook.remove()
         stats = {}
         for index, output in enumerate(walk.outputs):
-            runner.check_cancelled()
+            context.check_cancelled()
             if output is not None and output.numel():
                 stats[index] = layer_stats(output)
         return CaptureOutcome(net, walk, stats, imagenet_size_text(model_name), input_pictures(walk), walk.top5(),
@@ -218,12 +219,12 @@ def capture_job(model_name: str, source: InputSource | None, image: torch.Tensor
 
 
 def download_job(model_name: str):
-    def job(runner: JobRunner) -> Path:
+    def job(context: JobContext) -> Path:
         try:
-            path = core_weights.download_imagenet(model_name, runner.report, runner.cancelled)
+            path = core_weights.download_imagenet(model_name, context.report, context.cancelled)
         except core_weights.DownloadCancelled:
             raise JobCancelled() from None
-        runner.check_cancelled()
+        context.check_cancelled()
         return Path(path)
     return job
 
