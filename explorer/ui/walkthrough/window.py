@@ -677,9 +677,10 @@ class WalkthroughWindow(QMainWindow):
     def _show_captured(self, walk) -> None:
         if self._closed or walk is not self.walkthrough:
             return
-        self._set_controls_enabled(not self.jobs.busy)
-        self._show_stage(self.current)
+        self._set_controls_enabled(not self.jobs.busy)      # with the input pictures
         self.show_message(f"Ran {model_label(self.model_name)} with {self.weights_text()}.")
+        # The stage in the next turn: each turn's layout and first paint stay small.
+        self._builder.add(lambda: walk is self.walkthrough and not self._closed and self._show_stage(self.current))
 
     def _set_download_size(self, size: str | None) -> None:
         self.download_size = size
