@@ -235,4 +235,7 @@ def run_app(args) -> int:
     starter.gave_up.connect(app.exit)
     starter.start()
     code = app.exec()
+    from explorer.ui import reaper
+    if not reaper.drain(5.0):       # freed before the interpreter shuts down, not during it
+        log.warning("Quitting while large results were still being freed")
     return starter.exit_code if starter.exit_code is not None else code

@@ -20,6 +20,9 @@ _queue: "queue.Queue[object]" = queue.Queue()
 _thread: threading.Thread | None = None
 _lock = threading.Lock()
 released = 0            # for tests: objects dropped by the reaper
+_WAKE = object()        # put by drain(): wakes the thread without being held
+_flush = threading.Event()
+_drained = threading.Event()
 
 
 def release_later(obj) -> None:
@@ -41,7 +44,8 @@ def _run() -> None:
         try:
             while True:
                 since, obj = _queue.get(timeout=0.1 if held else None)
-                held.append([since, obj])
+                if obj is not _WAKE:
+                    held.append([since, obj])
                 del obj
         except queue.Empty:
             pass
@@ -50,10 +54,24 @@ def _run() -> None:
         for entry in held:
             # References: the list ``entry`` and getrefcount's argument; more means someone else holds it.
             alone = sys.getrefcount(entry[1]) <= 2
-            if now - entry[0] >= HOLD_S and (alone or now - entry[0] >= GIVE_UP_S):
+            if _flush.is_set() or (now - entry[0] >= HOLD_S and (alone or now - entry[0] >= GIVE_UP_S)):
                 entry[1] = None             # freed here, on this thread, when it was the last reference
                 released += 1
             else:
                 keep.append(entry)
         held = keep
-        del entry
+        entry = None
+        if _flush.is_set() and not held and _queue.empty():
+            _drained.set()
+
+
+def drain(timeout_s: float = 5.0) -> bool:
+    """Frees everything handed over, now, and waits for it (at most ``timeout_s``). The app calls it
+    as it quits: a daemon thread still inside torch's deallocation when the interpreter shuts down
+    aborts the process ("terminate called without an active exception"). True when done."""
+    if _thread is None:
+        return True
+    _drained.clear()
+    _flush.set()
+    _queue.put((time.monotonic(), _WAKE))
+    return _drained.wait(timeout_s)

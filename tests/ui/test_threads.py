@@ -340,3 +340,26 @@ def test_input_to_a_focused_window_counts_as_activity_without_an_application_wid
     assert collector.last_input > 0.0 and field.text().endswith("b")   # the window passed it on
     collector.stop()
     collector.deleteLater()
+
+
+def test_quitting_frees_what_the_reaper_holds_before_the_interpreter_shuts_down():
+    """A daemon thread still inside torch's deallocation while Python shuts down aborts the process
+    ("terminate called without an active exception", seen after closing a VGG-16 walkthrough):
+    run_app drains the reaper after the event loop ends. Run in a fresh interpreter (draining is
+    for the end of a process)."""
+    import subprocess
+    import sys
+    code = """
+import threading
+from explorer.ui import reaper
+freed_on = []
+class Big:
+    def __del__(self):
+        freed_on.append(threading.current_thread().name)
+reaper.release_later(Big())
+assert reaper.drain(5.0)
+print(freed_on, reaper.released)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["['reaper']", "1"], out.stdout
