@@ -2,17 +2,23 @@
 shape and count, and a button that copies a runnable module giving the same outputs as the app.
 
 ``model_repr`` and ``named_parameters`` build on the meta device (cheap enough for every edit);
-the code itself, which can embed large weight tensors, is only written when it is shown or copied."""
+the code itself, which can embed large weight tensors, is only written when it is shown or copied,
+and then on a background lane (formatting a trained stack's weights took seconds on the GUI thread:
+found by the random-input session after training with the code shown)."""
 
 from __future__ import annotations
 
 import keyword
+import logging
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
 from explorer.core.codegen import CodegenError, model_repr, named_parameters, pytorch_code
 from explorer.core.stack import Stack
+from explorer.ui.jobs import JobError, JobQueue
 from explorer.ui.shapes_view import ERROR_COLOR, monospace_font, shape_text
+
+log = logging.getLogger(__name__)
 
 
 class ParamsModel(QtCore.QAbstractTableModel):
@@ -119,6 +125,10 @@ class ModelView(QtWidgets.QWidget):
         self._stack: Stack | None = None
         self._code: str | None = None
         self._error: str | None = None
+        self._copy_when_written = False       # the copy button was pressed while the code was being written
+        self._writer = JobQueue("model-code", self)
+        self._writer.finished.connect(self._code_written)
+        self._writer.failed.connect(self._code_failed)
         mono = monospace_font()
 
         self.title = QtWidgets.QLabel("print(model)", self)
@@ -133,7 +143,7 @@ class ModelView(QtWidgets.QWidget):
         self.copy_button.setObjectName("copyCodeButton")
         self.copy_button.setToolTip("Copy a runnable Python module with this stack's layers and weights: "
                                     "it gives exactly the outputs the app shows.")
-        self.copy_button.clicked.connect(self.copy_code)
+        self.copy_button.clicked.connect(self._copy_clicked)
 
         self.repr_text = QtWidgets.QPlainTextEdit(self)
         self.repr_text.setObjectName("modelReprText")
@@ -216,6 +226,8 @@ class ModelView(QtWidgets.QWidget):
         self._stack = stack.copy() if stack is not None else None
         self._code = None
         self._error = None
+        self._writer.cancel()                 # the code of the previous stack is no longer wanted
+        self._copy_when_written = False
         text, params = "", []
         if self._stack is not None:
             try:
@@ -286,18 +298,63 @@ class ModelView(QtWidgets.QWidget):
         return self._code
 
     def copy_code(self) -> str:
-        """Puts the generated module on the clipboard and emits ``code_copied``."""
+        """Puts the generated module on the clipboard and emits ``code_copied`` (written here, on the
+        calling thread: the copy button writes it in the background instead)."""
         try:
             code = self.code()
         except CodegenError as e:
-            self.error_label.setText(f"✗ {e}")
-            self.error_label.show()
+            self._show_error(str(e))
             return ""
+        return self._copy(code)
+
+    def _copy(self, code: str) -> str:
         if not code:
             return ""
         QtGui.QGuiApplication.clipboard().setText(code)
         self.code_copied.emit(code)
         return code
+
+    def _show_error(self, message: str) -> None:
+        self.error_label.setText(f"✗ {message}")
+        self.error_label.show()
+
+    def _copy_clicked(self) -> None:
+        if self._code is not None:
+            self._copy(self._code)
+        elif self._stack is not None and self._error is None:
+            self._copy_when_written = True
+            self._write_code()
+
+    def _write_code(self) -> None:
+        """Writes the current stack's code on the lane (unless it is being written already)."""
+        if self._writer.busy:
+            return
+        stack = self._stack
+        self._writer.submit(lambda context: (stack, pytorch_code(stack)))
+
+    def _code_written(self, _generation: int, answer) -> None:
+        stack, code = answer
+        if stack is not self._stack:          # written for a stack replaced since
+            return
+        self._code = code
+        if self.show_code_button.isChecked():
+            self._set_code_text(code)
+        if self._copy_when_written:
+            self._copy_when_written = False
+            self._copy(code)
+
+    def _code_failed(self, _generation: int, error: JobError) -> None:
+        self._copy_when_written = False
+        if error.cancelled:
+            return
+        if isinstance(error.error, CodegenError):
+            message = str(error.error)
+        else:                                  # unexpected: the details go to the log, one sentence here
+            log.error("Writing the PyTorch code failed:\n%s", error.details)
+            message = f"Could not write the code ({type(error.error).__name__}: {error.error})."
+        if self.show_code_button.isChecked():
+            self._set_code_text(f"# {message}")
+        self._show_error(message)
 
     def _on_show_code(self, checked: bool) -> None:
         self.show_code_button.setText("Show print(model)" if checked else "Show code")
@@ -309,10 +366,15 @@ class ModelView(QtWidgets.QWidget):
             self.text_stack.setCurrentWidget(self.repr_text)
 
     def _show_code_text(self) -> None:
-        try:
-            code = self.code()
-        except CodegenError as e:
-            code = f"# {e}"
+        if self._stack is None or self._error is not None:
+            self._set_code_text("")
+        elif self._code is not None:
+            self._set_code_text(self._code)
+        else:
+            self._set_code_text("# Writing the code…")
+            self._write_code()
+
+    def _set_code_text(self, code: str) -> None:
         if self.code_text.toPlainText() != code:
             bar = self.code_text.verticalScrollBar()
             pos = bar.value()

@@ -118,12 +118,12 @@ def test_show_code_toggle(view, qtbot):
     qtbot.mouseClick(toggle, QtCore.Qt.MouseButton.LeftButton)
     assert toggle.isChecked()
     assert view.text_stack.currentWidget() is view.code_text
-    assert view.code_text.toPlainText() == pytorch_code(stack)
+    qtbot.waitUntil(lambda: view.code_text.toPlainText() == pytorch_code(stack), timeout=10_000)
     # while the code is shown, a new stack updates it
     stack2 = lenet_stack()
     stack2.layers[4].enabled = False
     view.set_stack(stack2)
-    assert "# relu2 (ReLU) is disabled" in view.code_text.toPlainText()
+    qtbot.waitUntil(lambda: "# relu2 (ReLU) is disabled" in view.code_text.toPlainText(), timeout=10_000)
     qtbot.mouseClick(toggle, QtCore.Qt.MouseButton.LeftButton)
     assert view.text_stack.currentWidget() is view.repr_text
     assert "relu2" not in view.repr_text.toPlainText()
@@ -159,3 +159,30 @@ def test_parameter_table_and_repr_are_not_cramped(view):
         assert table.columnWidth(col) >= widest
     assert table.horizontalHeader().length() <= table.viewport().width()
     assert named_parameters(lenet_stack())[0][1] == (6, 1, 5, 5)
+
+
+def test_the_code_is_written_off_the_gui_thread_and_only_for_the_newest_stack(view, qtbot, monkeypatch):
+    """Formatting a trained stack's weights into code took seconds on the GUI thread (found by the
+    random-input session: training finished while the code was shown)."""
+    import threading
+    from explorer.ui import model_view
+    threads, written = [], []
+
+    def recording(stack):
+        threads.append(threading.get_ident())
+        code = pytorch_code(stack)
+        written.append(code)
+        return code
+    monkeypatch.setattr(model_view, "pytorch_code", recording)
+    first, second = lenet_stack(), lenet_stack()
+    second.layers[4].enabled = False
+    view.set_stack(first)
+    view.show_code_button.click()
+    assert view.code_text.toPlainText() == "# Writing the code…"
+    view.set_stack(second)                        # replaced before (or while) the first was written
+    qtbot.waitUntil(lambda: view.code_text.toPlainText() == pytorch_code(second), timeout=10_000)
+    assert threads and threading.get_ident() not in threads
+    with qtbot.waitSignal(view.code_copied, timeout=10_000) as blocker:
+        view.copy_button.click()                  # already written: copied from what is shown
+    assert blocker.args[0] == pytorch_code(second)
+    assert QtGui.QGuiApplication.clipboard().text() == pytorch_code(second)
