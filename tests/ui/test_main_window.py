@@ -209,7 +209,8 @@ def test_click_a_channel_and_switch_normalisation(make_window, qtbot):
 def test_copied_pytorch_code_gives_the_windows_outputs(make_window, qtbot):
     window = make_window()
     window.bottom_tabs.setCurrentWidget(window.model_view)
-    qtbot.mouseClick(window.model_view.findChild(QObject, "copyCodeButton"), Qt.LeftButton)
+    with qtbot.waitSignal(window.model_view.code_copied, timeout=10_000):     # written in the background
+        qtbot.mouseClick(window.model_view.findChild(QObject, "copyCodeButton"), Qt.LeftButton)
     code = QGuiApplication.clipboard().text()
     namespace: dict = {}
     exec(compile(code, "generated", "exec"), namespace)
