@@ -281,6 +281,7 @@ class MainWindow(QMainWindow):
         self.state.requested_source_changed.connect(lambda _: self._submit())
         self.state.device_changed.connect(lambda _: (self._update_device_label(), self._submit()))
         self.state.shapes_changed.connect(self._shapes_changed)
+        self._shapes_changed()          # the state inferred the opening stack's shapes before this connection
         self.feature_view.channel_view.pixel_hovered.connect(
             lambda x, y: self.probe_panel.probe_pixel(self._selected_name(), self.state.batch_item,
                                                       self.feature_view.selected_channel, x, y))

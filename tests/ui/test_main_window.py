@@ -389,3 +389,16 @@ def test_saving_while_training_previews_weights_writes_the_stack_as_edited(make_
     assert not saved.layers[0].state or not torch.equal(saved.layers[0].state["weight"], torch.full_like(weight, 7.0))
     window.document.end_preview()
     assert window.document.stack is real
+
+
+def test_the_shapes_table_is_filled_when_the_window_opens_before_any_edit(make_window):
+    """The session state inferred the opening stack's shapes before the window listened, and the
+    table stayed empty ("Total parameters: 0") until the first edit."""
+    from explorer.core.examples import resolve_stack
+    from explorer.core.shapes import infer_shapes, total_params
+    window = make_window(stack=resolve_stack("lenet"))
+    rows = infer_shapes(window.document.stack, window.state.input_shape)
+    table = window.shapes_view.table.model()
+    assert table.rowCount() == len(window.document.stack.layers) == len(rows)
+    assert [table.index(i, 1).data() for i in range(table.rowCount())] == [r.name for r in rows]
+    assert f"{total_params(rows):,}" in window.shapes_view.total_label.text()
