@@ -6,7 +6,7 @@ the newest job's results and progress reach the window, on the GUI thread."""
 
 from __future__ import annotations
 
-import sys
+import logging
 from typing import Callable
 
 import torch
@@ -14,6 +14,8 @@ from PySide6.QtCore import QObject, Signal
 
 from explorer.core.jobs import Cancelled
 from explorer.ui.jobs import JobContext, JobError, JobQueue
+
+log = logging.getLogger(__name__)
 
 
 def _run(job: Callable, context: JobContext):
@@ -79,5 +81,5 @@ class InsightWorker(QObject):
         if failure.cancelled:
             return                          # stopped with nothing to show (the queue is idle now)
         if not isinstance(failure.error, ValueError) and failure.details:
-            print(failure.details, file=sys.stderr)
+            log.error("Insight job failed:\n%s", failure.details)   # the details go to the log, the sentence to the window
         self.failed.emit(generation, describe(failure.error))
