@@ -90,3 +90,15 @@ def cifar_tools() -> SimpleNamespace:
         write_batch=write_cifar_batch,
         write_meta=write_cifar_meta,
     )
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Background threads end before the interpreter shuts down, as the app's run_app does: a daemon
+    thread still inside torch then aborts the process after every test has passed."""
+    import sys
+    jobs = sys.modules.get("explorer.core.jobs")
+    if jobs is not None:
+        jobs.finish_all(20.0)
+    reaper = sys.modules.get("explorer.ui.reaper")
+    if reaper is not None:
+        reaper.drain(10.0)

@@ -12,7 +12,9 @@ asks with ``submit(..., if_idle=True)`` and is refused while busy."""
 from __future__ import annotations
 
 import threading
+import time
 import traceback
+import weakref
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -102,6 +104,20 @@ class _Job:
     token: CancelToken
 
 
+_lanes: "weakref.WeakSet[Lane]" = weakref.WeakSet()    # every lane alive, for finish_all
+
+
+def finish_all(timeout_s: float = 10.0) -> bool:
+    """Closes every lane and waits for their threads, at most ``timeout_s`` in all; True if all ended.
+    Called as the process ends: a daemon thread still inside torch while the interpreter shuts down
+    aborts the process ("terminate called without an active exception")."""
+    lanes = list(_lanes)
+    for lane in lanes:
+        lane.close()
+    deadline = time.monotonic() + timeout_s
+    return all([lane.join(max(0.0, deadline - time.monotonic())) for lane in lanes])
+
+
 class Lane:
     """One worker thread running one job at a time, the newest request winning.
 
@@ -120,6 +136,7 @@ class Lane:
         self._generation = 0
         self._closed = False
         self._thread: threading.Thread | None = None
+        _lanes.add(self)
 
     @property
     def generation(self) -> int:

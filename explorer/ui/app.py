@@ -235,7 +235,12 @@ def run_app(args) -> int:
     starter.gave_up.connect(app.exit)
     starter.start()
     code = app.exec()
+    # Background threads end, and big results are freed, before the interpreter shuts down, not
+    # during it (a daemon thread inside torch then aborts the process).
+    from explorer.core import jobs
     from explorer.ui import reaper
-    if not reaper.drain(5.0):       # freed before the interpreter shuts down, not during it
+    if not jobs.finish_all(10.0):
+        log.warning("Quitting while a background job was still running")
+    if not reaper.drain(5.0):
         log.warning("Quitting while large results were still being freed")
     return starter.exit_code if starter.exit_code is not None else code

@@ -156,3 +156,23 @@ def test_the_thread_ends_when_nobody_listens_or_the_lane_closes():
     other.close()
     assert other.join(5)
     assert other.submit(lambda context: 2) is None           # a closed lane takes nothing
+
+
+def test_finish_all_ends_every_lane_before_the_process_does():
+    """run_app and the test session call finish_all before the interpreter shuts down: a lane's
+    daemon thread still in a job (inside torch) at that moment aborts the whole process."""
+    from explorer.core.jobs import finish_all
+    started = threading.Event()
+    lanes = [Lane(f"finish-{i}", Inbox()) for i in range(3)]
+
+    def long_job(context):
+        started.set()
+        while not context.token():          # a job that checks its token between steps
+            threading.Event().wait(0.01)
+        raise Cancelled()
+    lanes[0].submit(long_job)
+    lanes[1].start()                          # idle, waiting for work
+    assert started.wait(10)
+    assert finish_all(10.0)
+    assert all(lane._thread is None or not lane._thread.is_alive() for lane in lanes)
+    assert lanes[0].submit(long_job) is None  # closed: nothing new starts

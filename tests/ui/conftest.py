@@ -3,6 +3,9 @@ import os
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 
+import sys
+import threading
+
 import pytest
 
 
@@ -79,3 +82,24 @@ def panel(qtbot, doc, state):
     p.show()
     qtbot.waitExposed(p)
     return p
+
+
+TENSOR_WORK = ("layer_stats", "render_grid", "render_rgb", "render_batch_channel", "render_view",
+               "prepare_display", "bucket_max_abs", "render_input_image")
+
+
+@pytest.fixture
+def tensor_work_threads(monkeypatch):
+    """Records the thread of every call to the functions whose cost grows with a layer's size,
+    wherever a module of the app took them from (``from ... import`` copies the name)."""
+    calls: list[tuple[str, int]] = []
+    for module in [m for name, m in list(sys.modules.items()) if name.startswith("explorer") and m is not None]:
+        for name in TENSOR_WORK:
+            original = getattr(module, name, None)
+            if callable(original) and not getattr(original, "_recording", False):
+                def recording(*args, _original=original, _name=name, **kwargs):
+                    calls.append((_name, threading.get_ident()))
+                    return _original(*args, **kwargs)
+                recording._recording = True
+                monkeypatch.setattr(module, name, recording)
+    return calls

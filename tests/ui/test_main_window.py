@@ -258,54 +258,39 @@ def test_grayscale_and_resize_from_the_input_panel(make_window):
     assert window.document.stack.input.size == (32, 32)
 
 
-class _StallMeter(QObject):
-    """Measures the longest gap between timer ticks: how long the event loop was blocked, both in
-    wall time and in CPU time of the GUI thread itself. On a loaded 2-core machine the OS can leave
-    the GUI thread unscheduled for a while (other processes, the worker's torch threads): that is
-    wall time no code of ours spent; the GUI thread's own CPU time is what our code blocks it with."""
+def test_heavy_runs_stay_off_the_gui_thread(make_window, qtbot, monkeypatch, tensor_work_threads):
+    """Edits during heavy runs (a 1024x1024 input): every run and every grid/statistics pass happens
+    on a worker thread, and the newest edit's result is what the window ends with. How long the GUI
+    thread is held is a benchmark figure (bench_explorer.py's stall row), not a test: timing limits
+    failed at random on a loaded machine."""
+    import threading
 
-    def __init__(self):
-        super().__init__()
-        self.last = time.perf_counter()
-        self.last_cpu = time.thread_time()
-        self.worst = 0.0
-        self.worst_cpu = 0.0
-        self.timer = QTimer()
-        self.timer.setInterval(5)
-        self.timer.timeout.connect(self.tick)
-
-    def start(self) -> None:
-        self.last, self.last_cpu = time.perf_counter(), time.thread_time()
-        self.timer.start()
-
-    def tick(self):
-        now, cpu = time.perf_counter(), time.thread_time()
-        self.worst = max(self.worst, now - self.last)
-        self.worst_cpu = max(self.worst_cpu, cpu - self.last_cpu)
-        self.last, self.last_cpu = now, cpu
-
-
-def test_the_event_loop_never_stalls_during_heavy_runs(make_window, qtbot):
+    from explorer.core import engine
     window = make_window()
     window.document.set_input_spec(3, (1024, 1024))     # heavy enough that a run takes a while
     settle(window)
     window.document.select(0)
-    # Earlier tests' widgets: their destruction (deleteLater, then gc) is not what this test measures.
-    gc.collect()
-    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
-    gc.collect()
-    meter = _StallMeter()
-    meter.start()
+    threads: list[tuple[str, int]] = []
+
+    def recorded(owner, name):
+        original = getattr(owner, name)
+
+        def wrapper(*args, **kwargs):
+            threads.append((name, threading.get_ident()))
+            return original(*args, **kwargs)
+        monkeypatch.setattr(owner, name, wrapper)
+    recorded(engine.StackRunner, "run")
+    tensor_work_threads.clear()
     for channels in (6, 12, 16, 24, 32):
         window.document.set_arg(0, "out_channels", channels)
         qtbot.wait(30)
     settle(window)
-    meter.timer.stop()
     assert window.result.layers[0].output_shape[1] == 32
-    stalled = f"the event loop stalled for {meter.worst_cpu * 1000:.0f} ms of GUI-thread work " \
-              f"({meter.worst * 1000:.0f} ms wall)"
-    assert meter.worst_cpu < 0.1, stalled
-    assert meter.worst < 0.5, stalled      # even with the machine busy, never a visible freeze
+    assert "run" in {name for name, _ in threads}
+    assert {"render_view", "layer_stats"} <= {name for name, _ in tensor_work_threads} or \
+        {"prepare_display"} <= {name for name, _ in tensor_work_threads}, tensor_work_threads
+    on_gui = [name for name, ident in threads + tensor_work_threads if ident == threading.get_ident()]
+    assert on_gui == [], on_gui
 
 
 def test_a_hand_set_kernel_from_the_kernel_tab_drives_the_output(make_window):

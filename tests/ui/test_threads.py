@@ -174,25 +174,6 @@ def test_window_keeps_answering_under_concurrent_autosave_runs_walkthroughs_and_
     assert counts["worst_gap_s"] < 3.0, counts
 
 
-TENSOR_WORK = ("layer_stats", "render_grid", "render_rgb", "render_batch_channel", "render_view",
-               "prepare_display", "bucket_max_abs", "render_input_image")
-
-
-@pytest.fixture
-def tensor_work_threads(monkeypatch):
-    """Records the thread of every call to the functions whose cost grows with a layer's size,
-    wherever a module of the app took them from (``from ... import`` copies the name)."""
-    calls: list[tuple[str, int]] = []
-    for module in [m for name, m in list(sys.modules.items()) if name.startswith("explorer") and m is not None]:
-        for name in TENSOR_WORK:
-            original = getattr(module, name, None)
-            if callable(original) and not getattr(original, "_recording", False):
-                def recording(*args, _original=original, _name=name, **kwargs):
-                    calls.append((_name, threading.get_ident()))
-                    return _original(*args, **kwargs)
-                recording._recording = True
-                monkeypatch.setattr(module, name, recording)
-    return calls
 
 
 def test_a_layer_click_does_no_tensor_work_on_the_gui_thread(make_window, qtbot, tensor_work_threads):
