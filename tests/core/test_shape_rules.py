@@ -25,13 +25,7 @@ from explorer.core.shapes import infer_shapes
 from explorer.core.stack import Stack
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Thousands of tiny layers: thread hand-offs would cost more than the work."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")     # tests/core/conftest.py
 
 
 # ---------------------------------------------------------------- without torch

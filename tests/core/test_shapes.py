@@ -18,13 +18,7 @@ from explorer.core.shapes import ShapeRow, infer_shapes, total_params
 from explorer.core.stack import stack_from_dict
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Thousands of tiny layers: thread hand-offs would cost more than the work."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")     # tests/core/conftest.py
 
 
 def _stack(*layers, **top):
