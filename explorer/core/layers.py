@@ -1023,6 +1023,12 @@ def state_dtypes(spec: LayerSpec) -> dict[str, str]:
     return {k: dtype for k, (_, dtype, _) in _tensor_specs(spec.type, spec.full_args()).items()}
 
 
+def parameter_shapes(spec: LayerSpec) -> list[tuple[str, tuple[int, ...]]]:
+    """Names and shapes of the learnable parameters, in torch's order, from the arguments: nothing
+    is built (the form shows them on every keystroke)."""
+    return [(k, shape) for k, (shape, _, is_param) in _tensor_specs(spec.type, spec.full_args()).items() if is_param]
+
+
 def param_count(spec: LayerSpec) -> int:
     """The number of learnable parameters, from the arguments: nothing is built or allocated."""
     return sum(_numel(shape) for shape, _, is_param in _tensor_specs(spec.type, spec.full_args()).values() if is_param)

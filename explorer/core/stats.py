@@ -9,9 +9,12 @@ of the histogram, whose range is the finite min..max.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
+
+from explorer.core.jobs import Cancelled
 
 
 _HIST_CHUNK = 1 << 22  # values bucketed at a time
@@ -31,11 +34,18 @@ class LayerStats:
     nan_count: int
 
 
-def layer_stats(t: torch.Tensor, bins: int = 64) -> LayerStats:
+def layer_stats(t: torch.Tensor, bins: int = 64, should_stop: Callable[[], bool] | None = None) -> LayerStats:
     """Statistics of any tensor on any device; empty and all-NaN tensors give
-    zeros (with `numel`/`nan_count` telling why) rather than raising."""
+    zeros (with `numel`/`nan_count` telling why) rather than raising. ``should_stop`` is asked
+    between the passes over the values; when it says yes, Cancelled is raised (a newer run
+    replaces the tensor being counted)."""
     if bins < 1:
         raise ValueError("layer_stats needs at least one histogram bin")
+
+    def check() -> None:
+        if should_stop is not None and should_stop():
+            raise Cancelled()
+
     # Reductions and bucketing want floats (histogramming ints/half is patchy
     # across devices); float64 keeps its precision, everything else is float32.
     x = t.detach()
@@ -43,6 +53,7 @@ def layer_stats(t: torch.Tensor, bins: int = 64) -> LayerStats:
         x = x.float()
     numel = x.numel()
     dead = _dead_channels(x)
+    check()
     values = x.reshape(-1)
     nan_count = 0
     # One cheap sum tells whether there can be NaNs; counting them costs more.
@@ -53,9 +64,11 @@ def layer_stats(t: torch.Tensor, bins: int = 64) -> LayerStats:
     if values.numel() == 0:
         return _no_values(bins, numel, nan_count)
 
+    check()
     lo, hi, mean, std = _summary(values)
+    check()
     zeros = int((values == 0).sum())
-    counts, edges = _histogram(values, lo, hi, bins)
+    counts, edges = _histogram(values, lo, hi, bins, check)
     return LayerStats(
         min=lo, max=hi, mean=mean, std=std,
         zero_fraction=zeros / numel,
@@ -86,7 +99,8 @@ def _dead_channels(x: torch.Tensor) -> int:
     return int(dead.sum())
 
 
-def _histogram(values: torch.Tensor, lo: float, hi: float, bins: int) -> tuple[np.ndarray, np.ndarray]:
+def _histogram(values: torch.Tensor, lo: float, hi: float, bins: int,
+               check: Callable[[], None] = lambda: None) -> tuple[np.ndarray, np.ndarray]:
     """Counts over the finite range lo..hi (or a unit-wide range around a constant);
     the last bin is closed like numpy's, infinities land in the end bins."""
     if not (np.isfinite(lo) and np.isfinite(hi)):
@@ -100,6 +114,7 @@ def _histogram(values: torch.Tensor, lo: float, hi: float, bins: int) -> tuple[n
     # Chunks bound the temporaries (12 bytes a value) for big batches on a GPU.
     counts = torch.zeros(bins, dtype=torch.int64, device=values.device)
     for chunk in values.split(_HIST_CHUNK):
+        check()
         index = (chunk - lo).mul_(bins / (hi - lo)).clamp_(0, bins - 1).to(torch.int64)
         counts += torch.bincount(index, minlength=bins)
     return counts.to("cpu").numpy(), np.linspace(lo, hi, bins + 1)

@@ -152,6 +152,7 @@ class ChannelView(QtWidgets.QWidget):
         self.colorbar.setLevels(bar_range(self._low, self._high))
         if reset_view or old_shape != values.shape:
             self.plot.autoRange(padding=0.02)
+            self.plot.getViewBox().prepareForPaint()   # fitted now: one paint, not two (see FeatureGrid.reset_view)
         if self._last_pixel is not None:
             self._show_readout(*self._last_pixel)
         else:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 import traceback
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
@@ -19,7 +20,7 @@ from PySide6.QtCore import QObject, Signal
 
 from explorer.core.display import PreparedView, ViewSettings, render_view
 from explorer.core.stats import LayerStats, layer_stats
-from explorer.ui.jobs import JobQueue
+from explorer.ui.jobs import Cancelled, JobQueue
 
 
 def view_key(source: torch.Tensor, settings: ViewSettings) -> tuple:
@@ -58,15 +59,16 @@ class DisplayReply:
     seconds: float = 0.0
 
 
-def prepare(request: DisplayRequest) -> DisplayReply:
-    """The work itself (the background thread runs it; so can a test)."""
+def prepare(request: DisplayRequest, should_stop: Callable[[], bool] | None = None) -> DisplayReply:
+    """The work itself (the background thread runs it; so can a test). Cancelled (raised when
+    ``should_stop`` says so while counting) ends it without a reply."""
     from explorer.ui.vector_view import bucket_max_abs       # a pure function: creates nothing of Qt
     start = time.perf_counter()
     reply = DisplayReply(request)
     source = request.source
     try:
         if request.need_stats:
-            reply.stats = layer_stats(source)
+            reply.stats = layer_stats(source, should_stop=should_stop)
         if request.need_view:
             if source.dim() == 4:
                 reply.view = render_view(source, request.settings)
@@ -74,6 +76,8 @@ def prepare(request: DisplayRequest) -> DisplayReply:
                 rows = source if source.dim() > 1 else source.unsqueeze(0)
                 item = min(request.settings.batch_index, rows.shape[0] - 1)
                 reply.bars = VectorBars(*bucket_max_abs(rows[item].reshape(-1)))
+    except Cancelled:
+        raise
     except Exception as e:      # never let the thread die; the view says what went wrong
         reply.error = f"Could not prepare this layer's display: {e}"
         reply.stats = reply.view = reply.bars = None
@@ -102,8 +106,12 @@ class DisplayPreparer(QObject):
 
     def request(self, source: torch.Tensor, settings: ViewSettings, need_stats: bool, need_view: bool) -> int:
         request = DisplayRequest(self._jobs.generation + 1, source, settings, need_stats, need_view)
-        self._jobs.submit(lambda context: prepare(request))
+        self._jobs.submit(lambda context: prepare(request, context.cancelled))
         return request.token
+
+    def cancel(self) -> None:
+        """Stops the work running (at its next check) and drops what waits; nothing of it arrives."""
+        self._jobs.cancel()
 
     def forget(self) -> None:
         """Drops a request not started yet (the view shows nothing now)."""

@@ -226,6 +226,9 @@ class FeatureGrid(pg.GraphicsView):
             return
         h, w = image.shape[:2]
         self.view_box.setRange(QtCore.QRectF(0, 0, max(w, 1), max(h, 1)), padding=0.02)
+        # The new range and transform now, not while painting: a transform found during a paint
+        # moves the items, and the view is painted a second time.
+        self.view_box.prepareForPaint()
 
     def set_selected(self, index: int | None) -> None:
         layout = self.grid_layout

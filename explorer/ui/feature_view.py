@@ -122,6 +122,8 @@ class FeatureView(QtWidgets.QWidget):
         self.preparer = DisplayPreparer(self)
         self.preparer.ready.connect(self._display_ready)
         self._waiting: int | None = None      # token of the request the view waits for
+        self._waiting_view = False            # that request draws the picture (not only counts)
+        self._stats_held = False              # a run is on its way: count after it, not beside it
         self._reset_pending = False           # reset the zoom when the awaited picture arrives
         self._drawn: tuple | None = None      # (weakref to the output, mode) of the picture on screen
 
@@ -354,13 +356,16 @@ class FeatureView(QtWidgets.QWidget):
 
     def set_layer(self, result: LayerResult | None, class_names: list[str] | None = None) -> None:
         """Show `result`'s output (None or an errored result shows a message)."""
+        if result is not None and result is self._result and \
+                (list(class_names) if class_names else None) == self._class_names:
+            return          # on screen already: the run sent this layer before the rest of the stack
         previous = self._result
         self._result = result
         self._class_names = list(class_names) if class_names else None
         out = self._output()
         if out is None:
             self._grid = self._rgb = self._channel_png_source = None
-            self._waiting, self._drawn = None, None
+            self._waiting, self._waiting_view, self._drawn = None, False, None
             self.preparer.forget()
             self.grid.clear()
             if self._built(self._channel_part):
@@ -589,8 +594,25 @@ class FeatureView(QtWidgets.QWidget):
         self.preparer.wait_until_idle(timeout_ms)
         return not self.preparing
 
+    def hold_statistics(self, hold: bool) -> None:
+        """While a run is on its way the statistics wait: counting beside the run slows both (on two
+        cores, a back-to-back edit took twice as long), and the run replaces what they would count.
+        Counting that has started stops; released, the layer on screen is counted."""
+        if hold == self._stats_held:
+            return
+        self._stats_held = hold
+        if hold:
+            if not self._waiting_view:
+                self.preparer.cancel()
+                self._waiting = None
+            return
+        out = self._output()
+        if out is not None and self._waiting is None and self._cached_stats(self._result.output) is None:
+            self._ask(self._result.output, True, False, False)
+
     def _ask(self, source: torch.Tensor, need_stats: bool, need_view: bool, reset_view: bool) -> None:
         self._reset_pending = reset_view or (self._reset_pending and self._waiting is not None)
+        self._waiting_view = need_view
         self._waiting = self.preparer.request(source, self.view_settings(), need_stats, need_view)
 
     def _display_ready(self, reply: DisplayReply) -> None:
@@ -603,7 +625,7 @@ class FeatureView(QtWidgets.QWidget):
             self._remember_view(source, view_key(source, reply.request.settings), reply.bars)
         if reply.request.token != self._waiting:
             return                      # the user has moved on; kept in case they come back
-        self._waiting = None
+        self._waiting, self._waiting_view = None, False
         r = self._result
         if r is None or r.output is not source:
             return
@@ -678,7 +700,7 @@ class FeatureView(QtWidgets.QWidget):
             return
         source = self._result.output
         prepared = self._cached_view(source)
-        need_stats = self._cached_stats(source) is None
+        need_stats = self._cached_stats(source) is None and not self._stats_held
         if prepared is None or need_stats:
             # Counting and rendering grow with the tensor: the worker does them, never this thread.
             self._ask(source, need_stats, prepared is None, reset_view)
@@ -686,7 +708,7 @@ class FeatureView(QtWidgets.QWidget):
                 self._show_preparing(out)
                 return
         else:
-            self._waiting = None
+            self._waiting, self._waiting_view = None, False
         self._drawn = (weakref.ref(source), self._mode)
         if out.dim() != 4:
             self._grid = self._rgb = self._channel_png_source = None

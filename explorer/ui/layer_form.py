@@ -17,7 +17,7 @@ from PySide6.QtWidgets import (QComboBox, QFormLayout, QFrame, QLabel, QLineEdit
                                QStackedWidget, QVBoxLayout, QWidget)
 
 from explorer.core.editing import earlier_pool_names
-from explorer.core.layers import (LAYER_TYPES, Arg, LayerArgError, LayerSpec, build_module, check_args, exclusive_with,
+from explorer.core.layers import (LAYER_TYPES, Arg, LayerArgError, LayerSpec, check_args, exclusive_with, parameter_shapes,
                                   unset_arg_fallback)
 from explorer.ui.document import StackDocument
 from explorer.ui.arg_editors import ERROR_STYLE, ArgEditor, OptionalEditor, arg_tooltip, label_text, make_editor
@@ -47,7 +47,6 @@ class LayerForm(QWidget):
         self.error_labels: dict[str, QLabel] = {}
         self._shown: tuple[int, str] | None = None     # (index, type) the editors show
         self._form_type: str | None = None               # the type of the form in the scroll area
-        self._shapes_for: tuple = (None, [])             # (type and arguments, their parameter shapes)
         self._forms: OrderedDict[str, tuple[QWidget, dict]] = OrderedDict()   # type -> a form not shown
         self._swapping = False
 
@@ -298,18 +297,11 @@ class LayerForm(QWidget):
                              self.indices_error, announce=False)
 
     def _parameter_shapes(self, spec: LayerSpec) -> list[tuple[str, tuple[int, ...]]]:
-        """Names and shapes of the layer's parameters, from a module built on the meta device. They
-        depend on the type and arguments only: a seed or kernel edit reuses the last answer (the
-        build is ~2 ms of the GUI thread on every keystroke otherwise)."""
-        key = (spec.type, repr(sorted(spec.args.items())))
-        if self._shapes_for[0] != key:
-            try:
-                module = build_module(spec, 0, device="meta")     # meta: no weights, no state
-                shapes = [(k, tuple(p.shape)) for k, p in module.named_parameters()]
-            except Exception:
-                shapes = []
-            self._shapes_for = (key, shapes)
-        return self._shapes_for[1]
+        """Names and shapes of the layer's parameters, from its arguments (nothing is built)."""
+        try:
+            return parameter_shapes(spec)
+        except Exception:     # arguments that do not check: the form says why elsewhere
+            return []
 
     def _update_params_note(self, spec: LayerSpec) -> None:
         params = self._parameter_shapes(spec)

@@ -36,7 +36,7 @@ from explorer.ui.layer_panel import LayerPanel
 from explorer.ui.model_view import ModelView
 from explorer.ui.shapes_view import ShapesView
 from explorer.ui.walkthrough.launcher import WalkthroughLauncher
-from explorer.ui.workers import RunController, RunReply
+from explorer.ui.workers import FocusReply, RunController, RunReply
 
 log = logging.getLogger("explorer")
 APP_NAME = "Feature Map Explorer"
@@ -278,6 +278,7 @@ class MainWindow(QMainWindow):
         doc.history_trimmed.connect(lambda n: self.show_message(
             f"Undo history over {HISTORY_BYTES // 2**20} MB: the oldest {n} step{'s' if n > 1 else ''} can no longer be undone."))
         self.runner.finished.connect(self._run_finished)
+        self.runner.focus_ready.connect(self._focus_ready)
         self.state.requested_source_changed.connect(lambda _: self._submit())
         self.state.device_changed.connect(lambda _: (self._update_device_label(), self._submit()))
         self.state.shapes_changed.connect(self._shapes_changed)
@@ -349,10 +350,17 @@ class MainWindow(QMainWindow):
 
     def _submit(self) -> None:
         self._submitted_at = time.perf_counter()
+        self.feature_view.hold_statistics(True)       # counted once the run has answered
         state = self.state
         self.runner.submit(self.document.stack, state.requested_source, state.device, self.document.selected, state.view)
 
     def _run_finished(self, reply: RunReply) -> None:
+        try:
+            self._show_run(reply)
+        finally:
+            self.feature_view.hold_statistics(self.runner.busy)   # the last run answered: count what it shows
+
+    def _show_run(self, reply: RunReply) -> None:
         if reply.input_error:
             self.show_problem(reply.input_error)
             if self.source is not None and reply.request.source != self.source:
@@ -396,6 +404,15 @@ class MainWindow(QMainWindow):
         computed = len(reply.result.computed)
         self.time_status.setText(f"Ran {len(reply.result.layers)} layers in {reply.result.seconds * 1000:.1f} ms "
                                  f"({computed} recomputed)")
+
+    def _focus_ready(self, focus: FocusReply) -> None:
+        """The selected layer has run and the rest of the stack is still running: its maps are shown
+        now. The rest of the window follows the state when the whole run answers (_run_finished)."""
+        if focus.layer.index != self.document.selected or focus.source != self.source or self._input_problem:
+            return      # another layer, or a new input (its batch and class names come with the whole run)
+        self.feature_view.prime(focus.layer.output, focus.display)
+        classes = self.batch.class_names if self.batch is not None else None
+        self.feature_view.set_layer(focus.layer, classes)
 
     def _run_progress(self, done: int, total: int) -> None:
         if total >= 4 and time.perf_counter() - self._submitted_at > 0.3:

@@ -39,6 +39,26 @@ def format_count(n: int) -> str:
     return f"{int(n):,}"
 
 
+class _StickyWidth(QtWidgets.QWidget):
+    """The numbers' column: as wide as the widest text it has shown, never narrower. New numbers
+    arrive on every edit; a column that followed their width resized the histogram beside it, and
+    a resized plot is laid out and painted again (two extra paints per edit)."""
+
+    def __init__(self, parent: QtWidgets.QWidget | None = None):
+        super().__init__(parent)
+        self._widest = 0
+
+    def _sticky(self, hint: QtCore.QSize) -> QtCore.QSize:
+        self._widest = max(self._widest, hint.width())
+        return QtCore.QSize(self._widest, hint.height())
+
+    def sizeHint(self) -> QtCore.QSize:
+        return self._sticky(super().sizeHint())
+
+    def minimumSizeHint(self) -> QtCore.QSize:
+        return self._sticky(super().minimumSizeHint())
+
+
 class StatsView(QtWidgets.QWidget):
     """Compact panel: min, max, mean, std, % zeros, dead channels and a histogram."""
 
@@ -62,7 +82,9 @@ class StatsView(QtWidgets.QWidget):
         outer.setContentsMargins(6, 4, 6, 4)
         outer.setSpacing(12)
 
-        left = QtWidgets.QVBoxLayout()
+        numbers = _StickyWidth(self)
+        left = QtWidgets.QVBoxLayout(numbers)
+        left.setContentsMargins(0, 0, 0, 0)
         left.setSpacing(4)
         self.title = QtWidgets.QLabel("Layer statistics")
         self.title.setObjectName("statsTitle")
@@ -101,7 +123,7 @@ class StatsView(QtWidgets.QWidget):
         grid.setColumnStretch(3, 1)
         left.addLayout(grid)
         left.addStretch(1)
-        outer.addLayout(left, 0)
+        outer.addWidget(numbers, 0)
 
         self.plot = pg.PlotWidget(enableMenu=False)      # its context menu is not even built
         self.plot.setObjectName("statsHistogram")
@@ -183,11 +205,17 @@ class StatsView(QtWidgets.QWidget):
         lo, hi = float(edges[0]), float(edges[-1])
         self.zero_line.setVisible(lo < 0.0 < hi)
         self.plot.getPlotItem().setXRange(lo, hi, padding=0.02)
+        self._fit_y()
+
+    def _fit_y(self) -> None:
+        # Fitted now, not when pyqtgraph would (while painting): a range found during a paint moves
+        # the axes, and they are painted a second time.
         self.plot.getPlotItem().enableAutoRange(axis="y")
+        self.plot.getPlotItem().getViewBox().prepareForPaint()     # the range and the transform
 
     def _set_log(self, on: bool) -> None:
         self.plot.getPlotItem().setLogMode(y=on)
-        self.plot.getPlotItem().enableAutoRange(axis="y")
+        self._fit_y()
 
     # ------------------------------------------------------------------ helpers
 

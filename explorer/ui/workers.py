@@ -15,7 +15,7 @@ from PySide6.QtCore import QObject, Signal
 
 from explorer.core.display import LayerDisplay, ViewSettings, prepare_display
 from explorer.core.devices import DeviceError, is_out_of_memory, out_of_memory_message, resolve_device
-from explorer.core.engine import RunResult, StackRunner
+from explorer.core.engine import LayerResult, RunResult, StackRunner
 from explorer.core.input_source import CifarCache, InputSource, load_input
 from explorer.core.inputs import InputBatch, InputError
 from explorer.core.render import render_input_image
@@ -45,6 +45,15 @@ class RunReply:
     input_error: str | None = None      # the input could not be loaded: keep the previous one
     error: str | None = None            # anything unexpected, with details for the dialog
     details: str = ""
+
+
+@dataclass(frozen=True)
+class FocusReply:
+    """The layer on screen, computed and ready to draw, before the rest of the run has finished."""
+    generation: int
+    source: InputSource          # the input it ran on
+    layer: LayerResult
+    display: LayerDisplay
 
 
 class _RunState:
@@ -88,15 +97,29 @@ class _RunState:
             if superseded():
                 return None
             runner = self.runner(request.device)
+            early: list[LayerDisplay | None] = []
 
             def on_layer(result, total):
                 context.progress((result.index + 1, total))
+                if result.index == request.focus and result.index < total - 1 and not result.reused \
+                        and result.error is None and not superseded():
+                    # The layer on screen has run: its pixels go now, while the layers after it run
+                    # (editing the first layer of a deep stack shows its maps without waiting for the rest).
+                    try:
+                        display = prepare_display(result.output, result.index, request.view, with_stats=False)
+                    except Exception:       # said after the run, which goes on (see below)
+                        return
+                    early.append(display)
+                    if display is not None:
+                        context.post(FocusReply(request.generation, request.source, result, display))
 
             result = runner.run(request.stack, reply.batch.tensor, should_stop=superseded, on_layer=on_layer)
             if result.cancelled:
                 return None
             reply.result = result
-            if 0 <= request.focus < len(result.layers) and not superseded():
+            if early:
+                reply.display = early[0]
+            elif 0 <= request.focus < len(result.layers) and not superseded():
                 # Pixels only: the view counts the statistics on its own thread while these are painted.
                 reply.display = prepare_display(result.layers[request.focus].output, request.focus, request.view,
                                                 with_stats=False)
@@ -119,6 +142,7 @@ class RunController(QObject):
     GUI thread; its signals arrive there."""
 
     finished = Signal(object)            # RunReply of the newest request only
+    focus_ready = Signal(object)         # FocusReply: the focused layer of the newest request, before the rest
     progress = Signal(int, int)          # layers done, total (newest request only)
     busy_changed = Signal(bool)
 
@@ -129,6 +153,7 @@ class RunController(QObject):
         self._jobs.finished.connect(self._on_finished)
         self._jobs.failed.connect(self._on_failed)
         self._jobs.progressed.connect(self._on_progress)
+        self._jobs.posted.connect(lambda _generation, focus: self.focus_ready.emit(focus))
         self._jobs.busy_changed.connect(self.busy_changed)
         self._jobs.start()              # the window's first run follows at once
         self._last_request: RunRequest | None = None

@@ -240,39 +240,53 @@ def close_window(window) -> None:
 
 
 class PixelProbe:
-    """Watches the feature grid's ImageItem: when it receives an image (``setImage``), whether the
-    runner was still busy then (a re-render of the OLD result while the new run is on its way), and
-    when the item is painted."""
+    """Watches the feature grid's ImageItem: when it receives an image (``setImage``), whether that
+    image shows the edit's own run (its focused layer, sent before the rest of the stack, or the whole
+    run's answer) or re-shows an OLD result while the new run is on its way, and when it is painted."""
 
     def __init__(self, window):
         from PySide6.QtCore import QEventLoop
         self.window = window
         self.item = window.feature_view.grid.image_item
-        self.events: list[tuple[str, float, bool]] = []
+        self.events: list[tuple[str, float, object]] = []   # (kind, time, the LayerResult on screen)
         self.loop: QEventLoop | None = None
         self.engine_seconds: list[float] = []
+        self.target = 0             # the run generation of the edit being measured
+        self.fresh: set[int] = set()   # ids of the LayerResults that edit's run produced
         self._set, self._paint = self.item.setImage, self.item.paint
         self.item.setImage = self._on_set
         self.item.paint = self._on_paint
         window.runner.finished.connect(self._on_finished)
+        window.runner.focus_ready.connect(self._on_focus)
 
     def _on_set(self, *args, **kwargs):
-        self.events.append(("set", time.perf_counter(), self.window.runner.busy))
+        # The window's own slot draws before this probe's slots hear of the answer: which run the
+        # image came from is decided from the LayerResult shown, once the answers are in.
+        self.events.append(("set", time.perf_counter(), self.window.feature_view.result))
         return self._set(*args, **kwargs)
 
     def _on_paint(self, *args, **kwargs):
         result = self._paint(*args, **kwargs)
-        self.events.append(("paint", time.perf_counter(), self.window.runner.busy))
+        self.events.append(("paint", time.perf_counter(), None))
         if self.loop is not None and self._final_paint() is not None:
             self.loop.quit()
         return result
 
+    def _on_focus(self, focus) -> None:
+        if focus.generation >= self.target:
+            self.fresh.add(id(focus.layer))
+
     def _on_finished(self, reply) -> None:
         if reply.result is not None:
             self.engine_seconds.append(reply.result.seconds)
+            if reply.generation >= self.target:
+                self.fresh.update(id(layer) for layer in reply.result.layers)
+
+    def _is_fresh(self, shown) -> bool:
+        return shown is not None and id(shown) in self.fresh
 
     def _final_set(self) -> float | None:
-        return next((t for kind, t, busy in self.events if kind == "set" and not busy), None)
+        return next((t for kind, t, shown in self.events if kind == "set" and self._is_fresh(shown)), None)
 
     def _final_paint(self) -> float | None:
         t_set = self._final_set()
@@ -286,6 +300,8 @@ class PixelProbe:
         happened on the way."""
         from PySide6.QtCore import QEventLoop, QTimer
         self.events.clear()
+        self.fresh.clear()
+        self.target = self.window.runner.latest_generation + 1     # the run the edit submits
         t0 = time.perf_counter()
         edit()
         t_sync = time.perf_counter()
@@ -301,7 +317,7 @@ class PixelProbe:
         t_set, t_paint = self._final_set(), self._final_paint()
         if t_set is None or t_paint is None:
             raise RuntimeError("the grid was not updated within the timeout")
-        stale = sum(1 for kind, _, busy in self.events if kind == "set" and busy)
+        stale = sum(1 for kind, _, shown in self.events if kind == "set" and not self._is_fresh(shown))
         return (t_sync - t0) * 1000, (t_set - t0) * 1000, (t_paint - t0) * 1000, stale
 
 

@@ -24,6 +24,7 @@ from explorer.core.layers import (
     check_args,
     describe,
     param_count,
+    parameter_shapes,
     state_shapes,
     types_by_category,
 )
@@ -412,6 +413,14 @@ def test_param_count_matches_torch():
         spec = LayerSpec(type_name, "x", dict(args))
         kwargs = {k: (tuple(v) if isinstance(v, list) else v) for k, v in args.items()}
         assert param_count(spec) == sum(p.numel() for p in getattr(nn, type_name)(**kwargs).parameters())
+
+
+def test_parameter_shapes_match_torch_in_its_order():
+    for type_name, args, _ in CASES:
+        spec = LayerSpec(type_name, "x", dict(args))
+        kwargs = {k: (tuple(v) if isinstance(v, list) else v) for k, v in args.items()}
+        module = getattr(nn, type_name)(**kwargs)
+        assert parameter_shapes(spec) == [(k, tuple(p.shape)) for k, p in module.named_parameters()]
 
 
 @pytest.mark.parametrize("type_name,args,text", [

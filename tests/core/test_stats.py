@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from explorer.core.jobs import Cancelled
 from explorer.core.stats import LayerStats, layer_stats
 
 
@@ -150,3 +151,19 @@ def test_histogram_in_chunks_counts_the_same(monkeypatch):
     monkeypatch.setattr(stats, "_HIST_CHUNK", 97)
     chunked = layer_stats(t, bins=16)
     assert np.array_equal(whole.hist_counts, chunked.hist_counts)
+
+
+def test_counting_stops_when_asked_between_passes():
+    """A newer run replaces the tensor being counted: the counting stops instead of finishing."""
+    x = torch.randn(2, 3, 40, 40)
+    asked = []
+
+    def stop_on_third_question():
+        asked.append(1)
+        return len(asked) >= 3
+
+    with pytest.raises(Cancelled):
+        layer_stats(x, should_stop=stop_on_third_question)
+    assert len(asked) == 3
+    full = layer_stats(x, should_stop=lambda: False)          # never asked to stop: the same numbers
+    assert full.numel == x.numel() and full.min == pytest.approx(float(x.min()))

@@ -3,6 +3,9 @@ clicks and key presses on the offscreen widget."""
 
 from __future__ import annotations
 
+import threading
+import time
+
 import numpy as np
 import pytest
 import torch
@@ -443,3 +446,76 @@ def test_a_huge_layer_is_drawn_shrunk_but_exported_at_full_size(view, tmp_path):
     cols = view._grid.layout.cols
     rows = -(-32 // cols)
     assert exported.size == (cols * 651 - 1, rows * 701 - 1)   # every pixel of every channel, 1 px gaps
+
+
+def test_statistics_wait_while_a_run_is_on_its_way(qtbot, run):
+    """Counting beside a run slowed both: held, the numbers are counted once the run has answered."""
+    v = FeatureView()
+    qtbot.addWidget(v)
+    v.resize(1000, 700)
+    v.show()
+    asked = []
+    request = v.preparer.request
+    v.preparer.request = lambda source, settings, need_stats, need_view: (
+        asked.append(need_stats), request(source, settings, need_stats, need_view))[1]
+    v.hold_statistics(True)
+    v.set_layer(run["relu1"])
+    assert v.wait_until_ready(30_000)
+    assert asked == [False]                                    # the picture only
+    assert v.grid.image_item.image is not None
+    assert v.stats_view.stats is None and "counting" in v.stats_view.title.text()
+    v.hold_statistics(False)
+    assert v.wait_until_ready(30_000)
+    assert asked == [False, True]
+    assert v.stats_view.stats is not None and v.stats_view.stats.numel == run["relu1"].output.numel()
+
+
+def test_holding_stops_counting_that_has_started(qtbot, run, monkeypatch):
+    from explorer.ui import display_worker
+
+    v = FeatureView()
+    qtbot.addWidget(v)
+    started, stopped = threading.Event(), threading.Event()
+    counting = display_worker.layer_stats
+
+    def slow_stats(source, should_stop=None):
+        started.set()
+        while not should_stop():               # a count that only ends when asked to
+            time.sleep(0.005)
+        stopped.set()
+        return counting(source, should_stop=should_stop)
+
+    v.hold_statistics(True)
+    v.set_layer(run["relu1"])                   # drawn; the numbers wait
+    assert v.wait_until_ready(30_000)
+    monkeypatch.setattr(display_worker, "layer_stats", slow_stats)
+    v.hold_statistics(False)                    # the run answered: counting starts
+    assert started.wait(10)
+    v.hold_statistics(True)                     # the next edit: a run is on its way again
+    assert stopped.wait(10)
+    qtbot.waitUntil(lambda: not v.preparer.busy, timeout=10_000)
+    assert not v.preparing and v.stats_view.stats is None
+
+
+def test_new_numbers_do_not_resize_the_histogram(qtbot):
+    """The numbers' column kept following its texts' widths, so every edit resized the histogram
+    beside it (and it was laid out and painted again)."""
+    from explorer.core.stats import layer_stats
+    from explorer.ui.stats_view import StatsView
+
+    stats_view = StatsView()
+    qtbot.addWidget(stats_view)
+    stats_view.resize(700, 200)
+    stats_view.show()
+    qtbot.waitExposed(stats_view)
+    long = layer_stats(torch.tensor([[-123456.5, 0.000123, 98765.25, 1.0]]))
+    short = layer_stats(torch.tensor([[0.0, 1.0]]))
+    stats_view.set_stats(long, (1, 4))
+    settle(qtbot)
+    width = stats_view.plot.width()
+    for stats in (short, long, short):
+        stats_view.set_stats(stats, (1, 2))
+        stats_view.title.setText("Layer statistics: counting…")
+        settle(qtbot)
+        assert stats_view.plot.width() == width
+    assert stats_view.findChild(QtWidgets.QLabel, "statMin").text() == "0"

@@ -231,6 +231,46 @@ def test_a_run_superseded_by_a_later_edit_is_dropped(make_window):
     assert window.result.layers[0].output_shape[1] == 10
 
 
+def test_the_selected_layer_is_drawn_before_the_layers_after_it_have_run(make_window, monkeypatch):
+    """Editing conv1 shows conv1's maps as soon as conv1 has run; the rest of the stack follows."""
+    from explorer.core import engine
+
+    window = make_window()
+    window.document.select(0)
+    settle(window)
+    order = []
+    slow = engine.StackRunner._run_layer
+
+    def run_layer(self, i, *args, **kwargs):
+        if i == 2:
+            time.sleep(0.3)                  # a slow layer after the one on screen
+        return slow(self, i, *args, **kwargs)
+
+    monkeypatch.setattr(engine.StackRunner, "_run_layer", run_layer)
+    window.runner.focus_ready.connect(
+        lambda focus: order.append(("focus", focus.generation, focus.layer, window.feature_view.result,
+                                    window.feature_view.grid.grid_layout.count)))
+    window.runner.finished.connect(lambda reply: order.append(("run", reply.generation, reply.result)))
+    window.document.set_arg(0, "out_channels", 7)
+    settle(window)
+    assert [entry[0] for entry in order] == ["focus", "run"]
+    (_, focus_generation, focus_layer, shown, tiles), (_, run_generation, result) = order
+    assert focus_generation == run_generation == window.runner.latest_generation
+    assert shown is focus_layer and tiles == 7          # the new conv1's 7 maps, drawn before the run ended
+    assert result.layers[0] is focus_layer and window.feature_view.result is focus_layer
+
+
+def test_no_early_drawing_when_the_selected_layer_is_the_last(make_window):
+    window = make_window()
+    window.document.select(2)
+    settle(window)
+    early = []
+    window.runner.focus_ready.connect(early.append)
+    window.document.set_arg(0, "out_channels", 7)
+    settle(window)
+    assert early == [] and window.feature_view.result.output.shape[1] == 7
+
+
 def test_pasting_an_image_makes_it_the_input(make_window):
     window = make_window()
     image = QImage(40, 30, QImage.Format_RGB32)
