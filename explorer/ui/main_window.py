@@ -36,6 +36,7 @@ from explorer.ui.layer_panel import LayerPanel
 from explorer.ui.model_view import ModelView
 from explorer.ui.shapes_view import ShapesView
 from explorer.ui.walkthrough.launcher import WalkthroughLauncher
+from explorer.ui.paint_priority import PaintPriority
 from explorer.ui.workers import FocusReply, RunController, RunReply
 
 log = logging.getLogger("explorer")
@@ -87,6 +88,7 @@ class MainWindow(QMainWindow):
         self._build_menus()
         self._build_status_bar()
         self._connect()
+        self.paint_priority = PaintPriority([self.bottom_dock, self.layer_panel.list], self)
 
         self.autosaver = AutosaveController(self.document, self)
 
@@ -351,6 +353,7 @@ class MainWindow(QMainWindow):
     def _submit(self) -> None:
         self._submitted_at = time.perf_counter()
         self.feature_view.hold_statistics(True)       # counted once the run has answered
+        self.paint_priority.hold()                     # the new maps are painted first
         state = self.state
         self.runner.submit(self.document.stack, state.requested_source, state.device, self.document.selected, state.view)
 
@@ -359,6 +362,7 @@ class MainWindow(QMainWindow):
             self._show_run(reply)
         finally:
             self.feature_view.hold_statistics(self.runner.busy)   # the last run answered: count what it shows
+            self.paint_priority.release_after_paint()
 
     def _show_run(self, reply: RunReply) -> None:
         if reply.input_error:
@@ -413,6 +417,7 @@ class MainWindow(QMainWindow):
         self.feature_view.prime(focus.layer.output, focus.display)
         classes = self.batch.class_names if self.batch is not None else None
         self.feature_view.set_layer(focus.layer, classes)
+        self.paint_priority.release_after_paint()
 
     def _run_progress(self, done: int, total: int) -> None:
         if total >= 4 and time.perf_counter() - self._submitted_at > 0.3:

@@ -396,10 +396,26 @@ def bench_edits(report: Report, app, folder: Path, device: str, edits: int, warm
                       "PASS" if to_paint.median < TARGET_EDIT_MS else f"over the {TARGET_EDIT_MS:.0f} ms target")
         report.timing("  of which the edit call itself (GUI thread blocked)", sync)
         all_paint += to_paint.samples
-    engine = Timing([s * 1000 for s in probe.engine_seconds[-edits:]])
-    report.timing("engine run in the worker (RunResult.seconds, last edits)", engine)
     report.emit(f"stale re-renders of the OLD result during an edit: {stale_total} in {len(EDITS) * edits} edits "
                 f"(selection_changed re-shows the previous result before the new run answers)")
+    report.emit("The same edits one at a time: each on a settled window (the last edit's run, numbers and panels "
+                "done), as a keystroke or a click meets it")
+    settled: list[float] = []
+    probe.engine_seconds.clear()       # back to back, most runs are stopped after the maps are sent
+    for label, edit in EDITS:
+        to_paint = Timing()
+        for i in range(warmup + edits):
+            settle_window(window, 30_000)
+            wait_events(60)
+            _, _, t_paint, _ = probe.measure(lambda: edit(doc))
+            if i >= warmup:
+                to_paint.samples.append(t_paint)
+        doc.undo_stack.setClean()
+        report.timing(f"  {label.split(' (')[0]}: edit -> painted", to_paint,
+                      "PASS" if to_paint.median <= TARGET_EDIT_MS else f"over the {TARGET_EDIT_MS:.0f} ms target")
+        settled += to_paint.samples
+    engine = Timing([s * 1000 for s in probe.engine_seconds])
+    report.timing("  engine: the whole run in the worker (RunResult.seconds)", engine)
     close_window(window)
 
     # The same work without the window.
@@ -429,11 +445,15 @@ def bench_edits(report: Report, app, folder: Path, device: str, edits: int, warm
     report.timing(f"  render_grid of conv1 {list(conv.shape)} -> uint8", time_ms(lambda: render_grid(conv), 30, 3))
     report.timing(f"  layer_stats of conv1 (the stats panel)", time_ms(lambda: layer_stats(conv[None]), 30, 3))
     median = statistics.median(all_paint)
-    report.emit(f"edit -> painted, all edits: median {median:.1f} ms, "
-                f"p90 {percentile(all_paint, 90):.1f} ms (target <= {TARGET_EDIT_MS:.0f} ms: "
+    one_at_a_time = statistics.median(settled)
+    report.emit(f"edit -> painted, one edit at a time: median {one_at_a_time:.1f} ms, "
+                f"p90 {percentile(settled, 90):.1f} ms (target <= {TARGET_EDIT_MS:.0f} ms: "
+                f"{'PASS' if one_at_a_time <= TARGET_EDIT_MS else 'over'})")
+    report.emit(f"edit -> painted, back to back (each edit as soon as the last one's maps are painted): median "
+                f"{median:.1f} ms, p90 {percentile(all_paint, 90):.1f} ms (target <= {TARGET_EDIT_MS:.0f} ms: "
                 f"{'PASS' if median <= TARGET_EDIT_MS else 'over'})")
-    report.emit(f"side by side: edit -> painted {median:.1f} ms | bare torch forward {bare.median:.1f} ms | "
-                f"engine in the worker {engine.median:.1f} ms | window overhead {median - bare.median:.1f} ms")
+    report.emit(f"side by side: edit -> painted {one_at_a_time:.1f} ms one at a time, {median:.1f} ms back to back | "
+                f"bare torch forward {bare.median:.1f} ms | engine in the worker {engine.median:.1f} ms")
 
 
 # =========================================================================== 2. grids

@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 # The window helpers are bench_explorer's (this folder is on sys.path when a script here runs).
-from bench_explorer import close_window, cpu_name, make_app, wait_events  # noqa: E402
+from bench_explorer import PixelProbe, close_window, cpu_name, make_app, wait_events  # noqa: E402
 
 TARGET_MS = 25.0        # issue 11: edit -> pixels at most 25 ms median for the default stack
 TARGET_FACTOR = 3.0
@@ -91,49 +91,6 @@ def load_average() -> str:
         return "unknown"
 
 
-class PixelProbe:
-    """Watches the feature grid's ImageItem: the first setImage after the run for the edit answered
-    (the new pixels), and the first paint after it (what the user sees)."""
-
-    def __init__(self, window):
-        self.window = window
-        self.item = window.feature_view.grid.image_item
-        self.t_set: float | None = None
-        self.t_paint: float | None = None
-        self.loop = None
-        self._set, self._paint = self.item.setImage, self.item.paint
-        self.item.setImage = self._on_set
-        self.item.paint = self._on_paint
-
-    def _on_set(self, *args, **kwargs):
-        if self.t_set is None and not self.window.runner.busy:
-            self.t_set = time.perf_counter()
-        return self._set(*args, **kwargs)
-
-    def _on_paint(self, *args, **kwargs):
-        result = self._paint(*args, **kwargs)
-        if self.t_set is not None and self.t_paint is None:
-            self.t_paint = time.perf_counter()
-            if self.loop is not None:
-                self.loop.quit()
-        return result
-
-    def measure(self, edit, timeout_ms: int = 10_000) -> float:
-        """Runs edit(); milliseconds until the new pixels were painted."""
-        from PySide6.QtCore import QEventLoop, QTimer
-        self.t_set = self.t_paint = None
-        t0 = time.perf_counter()
-        edit()
-        if self.t_paint is None:
-            self.loop = QEventLoop()
-            QTimer.singleShot(timeout_ms, self.loop.quit)
-            self.loop.exec()
-            self.loop = None
-        if self.t_paint is None:
-            raise RuntimeError("the grid was not updated within the timeout")
-        return (self.t_paint - t0) * 1000
-
-
 def ten_layers():
     from explorer.core.layers import LayerSpec
     from explorer.core.stack import Stack
@@ -181,7 +138,7 @@ def measure_cell_edits(window, layer: int, edits: int, warmup: int) -> tuple[Tim
     timing = Timing()
     for i in range(warmup + edits):
         value = 0.5 if i % 2 else -0.5
-        t_paint = probe.measure(lambda: editor.table.cell_edited.emit(1, 1, value))
+        _, _, t_paint, _ = probe.measure(lambda: editor.table.cell_edited.emit(1, 1, value))
         if not window.runner.wait_until_idle(30_000):
             raise RuntimeError("the run did not finish")
         if i >= warmup:

@@ -427,3 +427,30 @@ def test_the_shapes_table_is_filled_when_the_window_opens_before_any_edit(make_w
     assert table.rowCount() == len(window.document.stack.layers) == len(rows)
     assert [table.index(i, 1).data() for i in range(table.rowCount())] == [r.name for r in rows]
     assert f"{total_params(rows):,}" in window.shapes_view.total_label.text()
+
+
+def test_panels_repaint_right_after_the_new_maps(make_window, qtbot):
+    """The shapes table and the layer rows wait with their repaint while an edit's run is on its way
+    (their contents change at once), and repaint as soon as the maps are drawn."""
+    window = make_window()
+    panels = (window.bottom_dock, window.layer_panel.list)
+    window.document.set_arg(0, "out_channels", 9)
+    assert window.paint_priority.held and not any(w.updatesEnabled() for w in panels)
+    assert window.shapes_view.model.entries[0].cells[4].startswith("[1, 9, ")   # the text is new already
+    settle(window)
+    qtbot.waitUntil(lambda: all(w.updatesEnabled() for w in panels), timeout=2_000)
+    assert not window.paint_priority.held
+
+
+def test_panels_never_wait_longer_than_the_limit(qtbot):
+    from PySide6.QtWidgets import QLabel
+
+    from explorer.ui.paint_priority import PaintPriority
+
+    label = QLabel("rows")
+    qtbot.addWidget(label)
+    priority = PaintPriority([label], limit_ms=50)
+    priority.hold()
+    assert not label.updatesEnabled()
+    qtbot.waitUntil(lambda: label.updatesEnabled(), timeout=2_000)   # no answer came: released anyway
+    assert not priority.held
