@@ -6,16 +6,24 @@ from __future__ import annotations
 
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QPainter
-from PySide6.QtWidgets import QLabel, QSizePolicy, QStyle, QStyleOption
+from PySide6.QtWidgets import QLabel, QSizePolicy, QStyleOption
 
 
 class ElidedLabel(QLabel):
-    """``text()`` is the whole text; only the painting is shortened."""
+    """``text()`` is the whole text; only the painting is shortened. ``mode``: where the '…' goes
+    (ElideMiddle keeps a file name's end and a shape in view). ``auto_tooltip``: the tooltip is the
+    whole text while it is shortened; off, the owner sets its own tooltip."""
 
-    def __init__(self, text: str = "", parent=None):
+    def __init__(self, text: str = "", parent=None, mode: Qt.TextElideMode = Qt.TextElideMode.ElideRight,
+                 auto_tooltip: bool = True):
         super().__init__(text, parent)
+        self._mode = mode
+        self._auto_tooltip = auto_tooltip
         self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
         self.setWordWrap(False)
+
+    def full_text(self) -> str:
+        return self.text()
 
     def minimumSizeHint(self) -> QSize:
         hint = super().minimumSizeHint()
@@ -27,8 +35,9 @@ class ElidedLabel(QLabel):
         m = self.margin()
         rect = rect.adjusted(m, m, -m, -m)
         text = self.text()
-        elided = self.fontMetrics().elidedText(text, Qt.TextElideMode.ElideRight, rect.width())
-        self.setToolTip(text if elided != text else "")
+        elided = self.fontMetrics().elidedText(text, self._mode, rect.width())
+        if self._auto_tooltip:
+            self.setToolTip(text if elided != text else "")
         option = QStyleOption()
         option.initFrom(self)
         self.style().drawItemText(painter, rect, int(self.alignment()), option.palette, self.isEnabled(),

@@ -29,7 +29,7 @@ from explorer.core.render import (
     save_png,
     to_png_array,
 )
-from explorer.core.display import LayerDisplay, PreparedView, ViewSettings, render_view
+from explorer.core.display import LayerDisplay, ViewSettings, render_view
 from explorer.core.stats import LayerStats
 from explorer.ui.channel_view import ChannelView
 from explorer.ui.display_worker import DisplayPreparer, DisplayReply, VectorBars, view_key

@@ -18,6 +18,7 @@ from explorer.core.inputs import InputBatch, list_samples
 from explorer.core.render import render_input_image
 from explorer.core.session import LastRun
 from explorer.core.stack import InputSpec
+from explorer.ui.elided_label import ElidedLabel
 from explorer.ui.qt_signals import qt_signals_blocked
 from explorer.ui.session_state import SessionState
 from explorer.ui.spin_boxes import CheckedSpinBox
@@ -40,37 +41,6 @@ def _step_row(label: str, spin: QSpinBox, name: str) -> tuple[QHBoxLayout, QTool
     return row, prev, nxt
 
 
-class ElidedLabel(QLabel):
-    """One line that ends in '…' when the dock is narrow (the whole text is in the tooltip). A
-    word-wrapped label in a squeezed dock can be drawn over its neighbours."""
-
-    def __init__(self, text: str = "", parent: QWidget | None = None):
-        super().__init__(parent)
-        self._full = ""
-        self.setMinimumWidth(40)
-        self.setText(text)
-
-    def setText(self, text: str) -> None:
-        self._full = text
-        self.setToolTip(text)
-        self._elide()
-
-    def full_text(self) -> str:
-        return self._full
-
-    def resizeEvent(self, event) -> None:
-        super().resizeEvent(event)
-        self._elide()
-
-    def _elide(self) -> None:
-        super().setText(self.fontMetrics().elidedText(self._full, Qt.TextElideMode.ElideMiddle, max(40, self.width())))
-
-    def sizeHint(self):
-        hint = super().sizeHint()
-        hint.setWidth(min(hint.width(), 200))
-        return hint
-
-
 class InputPanel(QWidget):
     input_spec_edited = Signal(object)         # InputSpec
     open_image_requested = Signal()
@@ -88,7 +58,8 @@ class InputPanel(QWidget):
         self.image_item = pg.ImageItem(axisOrder="row-major")
         self.view_box.addItem(self.image_item)
 
-        self.source_label = ElidedLabel("No input")
+        self.source_label = ElidedLabel("No input", mode=Qt.TextElideMode.ElideMiddle, auto_tooltip=False)
+        self.source_label.setToolTip("No input")
         self.source_label.setObjectName("sourceLabel")
         self.class_label = QLabel("")
         self.class_label.setObjectName("classLabel")

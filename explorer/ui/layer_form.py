@@ -11,13 +11,13 @@ import math
 from collections import OrderedDict
 from typing import Any, Callable
 
-from PySide6.QtCore import QSize, Qt, Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QFont, QPalette
 from PySide6.QtWidgets import (QComboBox, QFormLayout, QFrame, QLabel, QLineEdit, QScrollArea, QSizePolicy,
                                QStackedWidget, QVBoxLayout, QWidget)
 
 from explorer.core.editing import earlier_pool_names
-from explorer.core.layers import (LAYER_TYPES, Arg, LayerArgError, LayerSpec, check_args, exclusive_with, parameter_shapes,
+from explorer.core.layers import (LAYER_TYPES, Arg, LayerArgError, LayerSpec, exclusive_with, parameter_shapes,
                                   unset_arg_fallback)
 from explorer.ui.document import StackDocument
 from explorer.ui.arg_editors import ERROR_STYLE, ArgEditor, OptionalEditor, arg_tooltip, label_text, make_editor
@@ -72,19 +72,30 @@ class LayerForm(QWidget):
         self.indices_combo: QComboBox | None = None
         self.params_note: QLabel | None = None
 
+        self._stale = False
         document.changed.connect(self._document_changed)
         document.selection_changed.connect(self._document_changed)
         self.refresh()
 
     # ------------------------------------------------------------ keeping in step with the document
     def _document_changed(self, *_):
-        self.refresh()
+        if self.isVisible() or self._shown is None:
+            self.refresh()
+        else:
+            self._stale = True          # behind the Kernel tab: brought up to date when shown (~1 ms an edit)
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        if self._stale:
+            self.refresh()
+
 
     def spec(self) -> LayerSpec | None:
         i = self.document.selected
         return self.document.stack.layers[i] if 0 <= i < len(self.document.stack.layers) else None
 
     def refresh(self) -> None:
+        self._stale = False
         spec = self.spec()
         if spec is None:
             self._shown = None

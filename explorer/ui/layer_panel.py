@@ -43,6 +43,7 @@ class LayerListModel(QAbstractListModel):
         self._shapes: dict[int, ShapeRow] = {}
         self._run_errors: dict[str, str] = {}     # by layer name, so inserting a layer does not move them
         self._shown: list[tuple] = []             # what each row showed at the last refresh
+        self._first_error: tuple = (None, None, None, None)   # (stack, shapes, run errors) -> first_error
 
     # ------------------------------------------------------------ inputs
     def refresh(self) -> None:
@@ -102,10 +103,15 @@ class LayerListModel(QAbstractListModel):
         return {row: e for row in range(len(self.document.stack.layers)) if (e := self.error(row))}
 
     def first_error(self) -> int | None:
-        for i in range(len(self.document.stack.layers)):
-            if self.error(i):
-                return i
-        return None
+        # Every row's status asks this: remembered for the stack, shapes and run errors it was found
+        # for (each is replaced, never changed in place), or a refresh of a 40-layer stack asked
+        # error() thousands of times on every edit and every paint.
+        stack, shapes, run_errors, first = self._first_error
+        if stack is self.document.stack and shapes is self._shapes and run_errors is self._run_errors:
+            return first
+        first = next((i for i in range(len(self.document.stack.layers)) if self.error(i)), None)
+        self._first_error = (self.document.stack, self._shapes, self._run_errors, first)
+        return first
 
     def status(self, row: int) -> str:
         spec = self.document.stack.layers[row]

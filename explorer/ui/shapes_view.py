@@ -320,7 +320,6 @@ class ShapesView(QtWidgets.QWidget):
         plain = QtGui.QFontMetrics(self.table.font())
         line = max(mono.lineSpacing(), plain.lineSpacing())
         base = line + 8
-        header = self.table.horizontalHeader()
         vheader = self.table.verticalHeader()
         vheader.setDefaultSectionSize(base)
         wrap = self.error_width() - PADDING

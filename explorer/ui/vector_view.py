@@ -14,7 +14,7 @@ import math
 import numpy as np
 import pyqtgraph as pg
 import torch
-from PySide6 import QtCore, QtGui, QtWidgets
+from PySide6 import QtGui, QtWidgets
 
 from explorer.ui.stats_view import ACCENT, NEGATIVE, POSITIVE, format_count, format_value
 from explorer.ui.fonts import fixed_font

@@ -454,3 +454,17 @@ def test_panels_never_wait_longer_than_the_limit(qtbot):
     assert not label.updatesEnabled()
     qtbot.waitUntil(lambda: label.updatesEnabled(), timeout=2_000)   # no answer came: released anyway
     assert not priority.held
+
+
+def test_the_arguments_form_behind_the_kernel_tab_is_current_when_shown(make_window, qtbot):
+    """Behind the Kernel tab the form is brought up to date when it comes to the front, not on
+    every keystroke; what it shows then is the document's value."""
+    window = make_window()
+    window.document.select(0)
+    window.layer_tabs.setCurrentWidget(window.kernel_editor)
+    window.document.set_arg(0, "out_channels", 11)
+    window.document.set_arg(0, "kernel_size", 5)
+    window.layer_tabs.setCurrentWidget(window.layer_form)
+    qtbot.waitUntil(lambda: window.layer_form.isVisible(), timeout=2_000)
+    assert window.layer_form.editors["out_channels"].value() == 11
+    assert window.layer_form.editors["kernel_size"].value() in (5, (5, 5))
