@@ -88,7 +88,11 @@ class MainWindow(QMainWindow):
         self._build_menus()
         self._build_status_bar()
         self._connect()
-        self.paint_priority = PaintPriority([self.bottom_dock, self.layer_panel.list], self)
+        # The shapes tab's whole dock (its tab frame repaints with the table); with the Model tab in
+        # front, nothing there: the model's code does not wait, and is not repainted whole.
+        self.paint_priority = PaintPriority(
+            lambda: [self.layer_panel.list] + ([self.bottom_dock] if self.bottom_tabs.currentWidget() is self.shapes_view
+                                               else []), self)
 
         self.autosaver = AutosaveController(self.document, self)
 

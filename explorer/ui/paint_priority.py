@@ -9,14 +9,21 @@ waits, never longer than ``limit_ms``."""
 
 from __future__ import annotations
 
+from typing import Callable
+
 from PySide6.QtCore import QObject, QTimer
 from PySide6.QtWidgets import QWidget
 
 
 class PaintPriority(QObject):
-    def __init__(self, widgets: list[QWidget], parent: QObject | None = None, limit_ms: int = 150):
+    """``widgets()`` names the panels to hold, asked at each hold: only what shows the edit (turning
+    painting back on repaints a whole widget, so a big panel that did not change, such as the Model
+    tab's code, must not be in it)."""
+
+    def __init__(self, widgets: Callable[[], list[QWidget]], parent: QObject | None = None, limit_ms: int = 150):
         super().__init__(parent)
-        self._widgets = widgets
+        self._widgets_now = widgets
+        self._widgets: list[QWidget] = []
         self._held = False
         self._limit = QTimer(self)
         self._limit.setSingleShot(True)
@@ -32,6 +39,7 @@ class PaintPriority(QObject):
         if self._held:
             return
         self._held = True
+        self._widgets = [w for w in self._widgets_now() if w.isVisible()]
         for widget in self._widgets:
             widget.setUpdatesEnabled(False)
         self._limit.start()
@@ -49,3 +57,4 @@ class PaintPriority(QObject):
         self._limit.stop()
         for widget in self._widgets:
             widget.setUpdatesEnabled(True)        # repaints the whole widget
+        self._widgets = []

@@ -440,6 +440,10 @@ def test_panels_repaint_right_after_the_new_maps(make_window, qtbot):
     settle(window)
     qtbot.waitUntil(lambda: all(w.updatesEnabled() for w in panels), timeout=2_000)
     assert not window.paint_priority.held
+    window.bottom_tabs.setCurrentWidget(window.model_view)     # the code is not held (nor repainted whole)
+    window.document.set_arg(0, "out_channels", 10)
+    assert window.bottom_dock.updatesEnabled() and not window.layer_panel.list.updatesEnabled()
+    settle(window)
 
 
 def test_panels_never_wait_longer_than_the_limit(qtbot):
@@ -449,7 +453,8 @@ def test_panels_never_wait_longer_than_the_limit(qtbot):
 
     label = QLabel("rows")
     qtbot.addWidget(label)
-    priority = PaintPriority([label], limit_ms=50)
+    label.show()
+    priority = PaintPriority(lambda: [label], limit_ms=50)
     priority.hold()
     assert not label.updatesEnabled()
     qtbot.waitUntil(lambda: label.updatesEnabled(), timeout=2_000)   # no answer came: released anyway
