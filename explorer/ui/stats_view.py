@@ -46,17 +46,17 @@ class _StickyWidth(QtWidgets.QWidget):
 
     def __init__(self, parent: QtWidgets.QWidget | None = None):
         super().__init__(parent)
-        self._widest = 0
+        self._widest = {"size": 0, "minimum": 0}
 
-    def _sticky(self, hint: QtCore.QSize) -> QtCore.QSize:
-        self._widest = max(self._widest, hint.width())
-        return QtCore.QSize(self._widest, hint.height())
+    def _sticky(self, which: str, hint: QtCore.QSize) -> QtCore.QSize:
+        self._widest[which] = max(self._widest[which], hint.width())
+        return QtCore.QSize(self._widest[which], hint.height())
 
     def sizeHint(self) -> QtCore.QSize:
-        return self._sticky(super().sizeHint())
+        return self._sticky("size", super().sizeHint())
 
     def minimumSizeHint(self) -> QtCore.QSize:
-        return self._sticky(super().minimumSizeHint())
+        return self._sticky("minimum", super().minimumSizeHint())
 
 
 class StatsView(QtWidgets.QWidget):
