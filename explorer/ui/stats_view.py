@@ -13,6 +13,7 @@ import pyqtgraph as pg
 from PySide6 import QtCore, QtWidgets
 
 from explorer.core.stats import LayerStats
+from explorer.ui.elided_label import ElidedLabel
 from explorer.ui.fonts import fixed_font
 
 # Colours shared by the layer views (readable on pyqtgraph's default black).
@@ -86,14 +87,14 @@ class StatsView(QtWidgets.QWidget):
         left = QtWidgets.QVBoxLayout(numbers)
         left.setContentsMargins(0, 0, 0, 0)
         left.setSpacing(4)
-        self.title = QtWidgets.QLabel("Layer statistics")
+        self.title = ElidedLabel("Layer statistics")     # shortened with '…', never clipped, in a narrow window
+        self.title.setSizePolicy(QtWidgets.QSizePolicy.Policy.Preferred, QtWidgets.QSizePolicy.Policy.Fixed)  # whole when there is room
         self.title.setObjectName("statsTitle")
         font = self.title.font()
         font.setBold(True)
         self.title.setFont(font)
         title_row = QtWidgets.QHBoxLayout()
-        title_row.addWidget(self.title)
-        title_row.addStretch(1)
+        title_row.addWidget(self.title, 1)
         self.log_check = QtWidgets.QCheckBox("Log counts")
         self.log_check.setObjectName("statsLogCheck")
         self.log_check.setToolTip("Logarithmic count axis: shows the small bins next to a large spike (e.g. ReLU's zeros).")
@@ -127,7 +128,7 @@ class StatsView(QtWidgets.QWidget):
 
         self.plot = pg.PlotWidget(enableMenu=False)      # its context menu is not even built
         self.plot.setObjectName("statsHistogram")
-        self.plot.setMinimumSize(160, 70)
+        self.plot.setMinimumSize(110, 70)     # in a narrow window the numbers keep their width first
         self.plot.setMenuEnabled(False)
         self.plot.setMouseEnabled(x=False, y=False)
         self.plot.hideButtons()

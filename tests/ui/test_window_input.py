@@ -278,6 +278,12 @@ def test_the_window_fits_a_1024x600_screen_and_shrinks_more_without_docks(make_w
     # wait for it rather than catch the window between the two.
     maps = [fv.grid, fv.hover_label, fv.grid_title, fv.channel_view.graphics, fv.channel_view.readout, fv.stats_view]
     qtbot.waitUntil(lambda: _no_overlap(maps), timeout=3000)
+    # The statistics' names and numbers are whole (they were cut to "channels:" and "1,560,60");
+    # only the title may end in '…'.
+    stats = fv.stats_view
+    labels = list(stats.value_labels.values()) + list(stats._name_labels.values())
+    assert all(label.width() >= label.sizeHint().width() for label in labels if label.isVisible()), \
+        [(label.text(), label.width(), label.sizeHint().width()) for label in labels]
     assert window.grab().save(str(tmp_path / "window_1024x600.png"))
     for dock in (window.layers_dock, window.input_dock, window.probe_dock, window.bottom_dock):
         dock.hide()
