@@ -17,6 +17,13 @@ from PySide6.QtCore import QObject, QTimer
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 
+def behind_another_tab(widget: QWidget) -> bool:
+    """True for a page that its tab widget (or stack) has put away: a panel can bring itself up to
+    date when it is shown instead of on every edit. A widget merely not shown yet (its window has
+    not opened) is not behind a tab: it keeps up."""
+    return widget.isHidden() and widget.parentWidget() is not None
+
+
 class DeferredWidget(QWidget):
     """A placeholder in a layout for the widget ``factory()`` makes; ``widget()`` builds it once."""
 

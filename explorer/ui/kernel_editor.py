@@ -24,6 +24,7 @@ from explorer.core.kernels import (INITIALIZERS, MAX_KERNEL, MAX_LINEAR, PRESET_
 from explorer.core.devices import is_out_of_memory
 from explorer.core.layers import LAYER_TYPES, LayerSpec
 from explorer.ui.jobs import JobError, JobQueue
+from explorer.ui.deferred import behind_another_tab
 from explorer.ui.document import StackDocument
 from explorer.ui.kernel_grid import NumberGrid
 from explorer.ui.qt_signals import qt_signals_blocked
@@ -299,7 +300,7 @@ class KernelEditor(QWidget):
             self._weight, self._bias, self._spec = None, None, None
             self._stale = False
             return
-        if self.isHidden() and self.parentWidget() is not None and self._weight is not None:
+        if behind_another_tab(self) and self._weight is not None:
             # A tab not in front (the Arguments tab is): building and drawing the weights on every edit
             # cost the edit ~5 ms here and a second module build on the loader's thread. Done when
             # shown; the layout stays as it was, so the window's docks keep their sizes.

@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (QComboBox, QFormLayout, QFrame, QLabel, QLineEdit
 from explorer.core.editing import earlier_pool_names
 from explorer.core.layers import (LAYER_TYPES, Arg, LayerArgError, LayerSpec, exclusive_with, parameter_shapes,
                                   unset_arg_fallback)
+from explorer.ui.deferred import behind_another_tab
 from explorer.ui.document import StackDocument
 from explorer.ui.arg_editors import ERROR_STYLE, ArgEditor, OptionalEditor, arg_tooltip, label_text, make_editor
 from explorer.ui.qt_signals import qt_signals_blocked
@@ -79,10 +80,10 @@ class LayerForm(QWidget):
 
     # ------------------------------------------------------------ keeping in step with the document
     def _document_changed(self, *_):
-        if self.isVisible() or self._shown is None:
-            self.refresh()
-        else:
+        if behind_another_tab(self):
             self._stale = True          # behind the Kernel tab: brought up to date when shown (~1 ms an edit)
+        else:
+            self.refresh()
 
     def showEvent(self, event) -> None:
         super().showEvent(event)
