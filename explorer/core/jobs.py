@@ -125,15 +125,11 @@ class Lane:
     return value), "failed" (a JobError), "progress" or "post"; it returns False when nobody listens
     any more (the GUI object is gone), and the thread then ends. The thread is a daemon created on
     first use, holds no reference to its owner beyond ``deliver`` (which should hold it weakly), and
-    ends on ``close``.
+    ends on ``close``."""
 
-    ``torch_threads``: how many threads torch's parallel loops use in this lane's jobs, set when
-    the thread starts (see explorer.core.torch_threads); None for a lane that never runs torch."""
-
-    def __init__(self, name: str, deliver: Callable[[int, str, Any], bool], torch_threads: int | None = None):
+    def __init__(self, name: str, deliver: Callable[[int, str, Any], bool]):
         self.name = name
         self._deliver = deliver
-        self._torch_threads = torch_threads
         self._lock = threading.Condition()
         self._pending: _Job | None = None
         self._running: _Job | None = None
@@ -141,11 +137,6 @@ class Lane:
         self._closed = False
         self._thread: threading.Thread | None = None
         _lanes.add(self)
-
-    @property
-    def torch_threads(self) -> int | None:
-        """The threads torch's parallel loops use in this lane's jobs (None: left as it was)."""
-        return self._torch_threads
 
     @property
     def generation(self) -> int:
@@ -221,9 +212,6 @@ class Lane:
         return True
 
     def _loop(self) -> None:
-        if self._torch_threads is not None:
-            from explorer.core.torch_threads import use_torch_threads   # torch-free lanes never import it
-            use_torch_threads(self._torch_threads)
         while True:
             with self._lock:
                 while self._pending is None and not self._closed:

@@ -96,7 +96,7 @@ class DisplayPreparer(QObject):
 
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
-        self._jobs = JobQueue("display", self, newest_only=False, torch_threads=1)
+        self._jobs = JobQueue("display", self, newest_only=False)
         self._jobs.finished.connect(lambda _generation, reply: self.ready.emit(reply))
 
     @property

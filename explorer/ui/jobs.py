@@ -53,13 +53,10 @@ class JobQueue(QObject):
     busy_changed = Signal(bool)
     _handoff = Signal(int, str, object)
 
-    def __init__(self, name: str, parent: QObject | None = None, newest_only: bool = True,
-                 torch_threads: int | None = None):
-        """``torch_threads``: see explorer.core.jobs.Lane (None: the lane never runs torch)."""
+    def __init__(self, name: str, parent: QObject | None = None, newest_only: bool = True):
         super().__init__(parent)
-        self.setObjectName(name)
         self._newest_only = newest_only
-        self._lane = Lane(name, _deliverer(weakref.ref(self)), torch_threads)
+        self._lane = Lane(name, _deliverer(weakref.ref(self)))
         self._busy = False
         self._dropped_up_to = 0          # jobs up to this generation were cancelled: their outcome is dropped
         self._handoff.connect(self._on_handoff)
@@ -75,10 +72,6 @@ class JobQueue(QObject):
     @property
     def generation(self) -> int:
         return self._lane.generation
-
-    @property
-    def torch_threads(self) -> int | None:
-        return self._lane.torch_threads
 
     def submit(self, fn: Callable[[JobContext], Any], if_idle: bool = False) -> int | None:
         """Runs ``fn(context)`` in the background, superseding the job running (cancelled at its next

@@ -89,7 +89,7 @@ class KernelEditor(QWidget):
         self._presets_for: tuple[int, int] | None = None   # kernel size the preset list was checked for
         # The seed's values of a layer are built on a background thread (a big layer allocates and
         # fills for seconds); the editor shows them when they arrive.
-        self.loader = JobQueue("kernel-parameters", self, newest_only=False, torch_threads=1)
+        self.loader = JobQueue("kernel-parameters", self, newest_only=False)
         self.loader.finished.connect(lambda token, params: self._parameters_ready(token, params, None))
         self.loader.failed.connect(self._parameters_failed)
         self._loading: int | None = None

@@ -20,7 +20,6 @@ from explorer.core.input_source import InputSource
 from explorer.core.layers import CATEGORIES, LAYER_TYPES
 from explorer.core.session import LastRun
 from explorer.core.stack import Stack, StackError, load_stack, save_stack
-from explorer.core.torch_threads import use_torch_threads
 from explorer.ui import dialogs
 from explorer.ui.autosave_controller import AutosaveController
 from explorer.ui.document import HISTORY_BYTES, StackDocument
@@ -66,9 +65,6 @@ class MainWindow(QMainWindow):
     def __init__(self, stack: Stack | None = None, source: InputSource | None = None, device: str = "auto",
                  settings: QSettings | None = None, stack_path: Path | None = None):
         super().__init__()
-        # Torch on this thread stays on one thread: a parallel loop here would give the GUI thread a
-        # second pool of OpenMP helpers and slow every run on the run lane (explorer.core.torch_threads).
-        use_torch_threads(1)
         self.settings = settings or QSettings()
         self.document = StackDocument(stack or default_stack(), self)
         self.document.path = Path(stack_path) if stack_path else None

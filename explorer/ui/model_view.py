@@ -127,7 +127,7 @@ class ModelView(QtWidgets.QWidget):
         self._error: str | None = None
         self._structure: tuple = (None, None)    # (structure_key, (repr text, parameters, error)) last built
         self._copy_when_written = False       # the copy button was pressed while the code was being written
-        self._writer = JobQueue("model-code", self, torch_threads=1)
+        self._writer = JobQueue("model-code", self)
         self._writer.finished.connect(self._code_written)
         self._writer.failed.connect(self._code_failed)
         mono = monospace_font()

@@ -20,7 +20,6 @@ from explorer.core.input_source import CifarCache, InputSource, load_input
 from explorer.core.inputs import InputBatch, InputError
 from explorer.core.render import render_input_image
 from explorer.core.stack import InputSpec, Stack
-from explorer.core.torch_threads import full_width
 from explorer.ui.jobs import JobContext, JobError, JobQueue
 
 
@@ -150,7 +149,7 @@ class RunController(QObject):
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
         self._state = _RunState()
-        self._jobs = JobQueue("run-worker", self, torch_threads=full_width())
+        self._jobs = JobQueue("run-worker", self)
         self._jobs.finished.connect(self._on_finished)
         self._jobs.failed.connect(self._on_failed)
         self._jobs.progressed.connect(self._on_progress)

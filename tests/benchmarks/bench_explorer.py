@@ -88,32 +88,6 @@ class Timing:
         return f"{self.median:9.1f} {self.p90:9.1f} {self.best:9.1f} {len(self.samples):5d}"
 
 
-def like_a_script(fn, *args):
-    """``fn(*args)`` as a plain script runs it: on a thread whose torch has its default width.
-
-    A window keeps torch on its GUI thread (this one) to one thread (explorer.core.torch_threads),
-    so bare torch timed here after a window would be single-threaded. A fresh thread that ends
-    afterwards also takes its OpenMP helpers with it, so the next window's run lane is unaffected."""
-    import threading
-    from explorer.core.torch_threads import full_width, use_torch_threads
-    outcome: list = []
-
-    def run():
-        use_torch_threads(full_width())
-        try:
-            outcome.append((True, fn(*args)))
-        except BaseException as e:      # raised again on the caller's thread
-            outcome.append((False, e))
-
-    thread = threading.Thread(target=run, name="bare-torch")
-    thread.start()
-    thread.join()
-    ok, value = outcome[0]
-    if not ok:
-        raise value
-    return value
-
-
 def time_ms(fn, repeats: int, warmup: int = 1, sync=None) -> Timing:
     for _ in range(warmup):
         fn()
@@ -446,15 +420,11 @@ def bench_edits(report: Report, app, folder: Path, device: str, edits: int, warm
     report.timing("  engine: the whole run in the worker (RunResult.seconds)", engine)
     close_window(window)
 
-    like_a_script(_bare_edit_work, report, window.device, all_paint, settled, engine)
-
-
-def _bare_edit_work(report, device: str, all_paint: list[float], settled: list[float], engine: Timing) -> None:
-    """The same work without the window, and the summary beside it."""
+    # The same work without the window.
     from explorer.core.render import render_grid
     from explorer.core.stats import layer_stats
     torch.manual_seed(0)
-    dev = torch.device(device)
+    dev = torch.device(window.device)
     x = torch.rand(1, 3, 512, 512, device=dev)
     model = torch.nn.Sequential(torch.nn.Conv2d(3, 6, 3), torch.nn.ReLU(), torch.nn.MaxPool2d(2)).to(dev).eval()
     sync_fn = (lambda: torch.cuda.synchronize()) if dev.type == "cuda" else None

@@ -37,7 +37,7 @@ import numpy as np
 import torch
 
 # The window helpers are bench_explorer's (this folder is on sys.path when a script here runs).
-from bench_explorer import PixelProbe, close_window, cpu_name, like_a_script, make_app, wait_events  # noqa: E402
+from bench_explorer import PixelProbe, close_window, cpu_name, make_app, wait_events  # noqa: E402
 
 TARGET_MS = 25.0        # issue 11: edit -> pixels at most 25 ms median for the default stack
 TARGET_FACTOR = 3.0
@@ -197,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         stack = load_example("default")
         window = open_on(folder, stack, image)
         timing, computed = measure_cell_edits(window, 0, edits, warmup)
-        bare_after, _ = like_a_script(bare_torch, stack, x, 0, 30)
+        bare_after, _ = bare_torch(stack, x, 0, 30)
         close_window(window)
         verdict = "PASS" if timing.median < TARGET_MS else "FAIL"
         ok &= verdict == "PASS"
@@ -212,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
         window = open_on(folder, stack, image)
         timing, computed = measure_cell_edits(window, 8, edits, warmup)
         close_window(window)
-        bare_after, bare_all = like_a_script(bare_torch, stack, x, 8, 30)
+        bare_after, bare_all = bare_torch(stack, x, 8, 30)
         limit = TARGET_FACTOR * bare_after.median
         verdict = "PASS" if timing.median <= limit else "FAIL"
         ok &= verdict == "PASS"

@@ -142,7 +142,6 @@ def in_window(count: int) -> None:
     import os
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from PySide6.QtCore import QElapsedTimer, Qt, QTimer
-    from bench_explorer import like_a_script
     from take_screenshots import close_window, make_app, open_window, wait_events
     from explorer.core.input_source import InputSource
 
@@ -184,8 +183,7 @@ def in_window(count: int) -> None:
         runs = window.runner.latest_generation
         close_window(window)
         data = load_dataset(str(folder), stack.input, 0)
-    # on a thread of its own: the window kept torch on this one to one thread
-    bare = max(like_a_script(bare_epoch, data, torch.device("cpu"), 64) for _ in range(2))
+    bare = max(bare_epoch(data, torch.device("cpu"), 64) for _ in range(2))
     ratio = ours / bare
     gaps.sort()
     print(f"4. in the window (live views, {runs} view runs): {ours:,.0f} samples/s vs bare {bare:,.0f}: {ratio:.2f}x "

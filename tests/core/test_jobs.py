@@ -176,32 +176,3 @@ def test_finish_all_ends_every_lane_before_the_process_does():
     assert finish_all(10.0)
     assert all(lane._thread is None or not lane._thread.is_alive() for lane in lanes)
     assert lanes[0].submit(long_job) is None  # closed: nothing new starts
-
-
-def test_a_lane_sets_its_own_torch_width_and_not_the_callers():
-    import torch
-    from explorer.core.torch_threads import full_width, use_torch_threads
-
-    before = torch.get_num_threads()
-    widths = {"narrow": 1, "wide": full_width(), "untouched": None}
-    lanes = {name: (Lane(name, Inbox(), torch_threads=width), width) for name, width in widths.items()}
-    try:
-        for lane, _width in lanes.values():
-            lane.submit(lambda context: torch.get_num_threads())
-        for name, (lane, width) in lanes.items():
-            assert lane.torch_threads == width
-            [(_generation, kind, answer)] = lane._deliver.wait_for(1)
-            assert kind == "done"
-            if width is not None:
-                assert answer == width, name
-        assert torch.get_num_threads() == before          # the submitting thread keeps its own width
-    finally:
-        for lane, _width in lanes.values():
-            lane.close()
-            lane.join(10)
-    try:
-        use_torch_threads(0)
-    except ValueError as e:
-        assert "at least one" in str(e)
-    else:
-        raise AssertionError("0 threads was accepted")

@@ -473,16 +473,3 @@ def test_the_arguments_form_behind_the_kernel_tab_is_current_when_shown(make_win
     qtbot.waitUntil(lambda: window.layer_form.isVisible(), timeout=2_000)
     assert window.layer_form.editors["out_channels"].value() == 11
     assert window.layer_form.editors["kernel_size"].value() in (5, (5, 5))
-
-
-def test_only_the_lanes_a_user_waits_for_use_torchs_full_width(make_window):
-    """A second thread with its own OpenMP pool makes every parallel loop of the run lane wait for
-    a sleeping helper (explorer.core.torch_threads): the GUI thread and the side lanes stay narrow."""
-    from explorer.core.torch_threads import full_width
-    from explorer.ui.jobs import JobQueue
-
-    window = make_window()
-    widths = {queue.objectName(): queue.torch_threads for queue in window.findChildren(JobQueue)}
-    assert widths["run-worker"] == full_width()
-    assert widths["display"] == 1 and widths["kernel-parameters"] == 1 and widths["model-code"] == 1
-    assert torch.get_num_threads() == 1                  # this test's thread is the window's GUI thread

@@ -13,7 +13,6 @@ import torch
 from PySide6.QtCore import QObject, Signal
 
 from explorer.core.jobs import Cancelled
-from explorer.core.torch_threads import full_width
 from explorer.ui.jobs import JobContext, JobError, JobQueue
 
 log = logging.getLogger(__name__)
@@ -45,7 +44,7 @@ class InsightWorker(QObject):
 
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
-        self._jobs = JobQueue("insight", self, torch_threads=full_width())
+        self._jobs = JobQueue("insight", self)
         self._jobs.finished.connect(self.finished)
         self._jobs.failed.connect(self._on_failed)
         self._jobs.progressed.connect(self.progress)

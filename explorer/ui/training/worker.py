@@ -14,7 +14,6 @@ from PySide6.QtCore import QObject, Signal
 
 from explorer.core.inputs import InputError
 from explorer.core.stack import Stack
-from explorer.core.torch_threads import full_width
 from explorer.core.training.datasets import Dataset, load_dataset
 from explorer.core.training.trainer import TrainControl, TrainError, TrainSettings, plan_training, train
 from explorer.ui.jobs import JobContext, JobError, JobQueue
@@ -123,7 +122,7 @@ class TrainController(QObject):
         super().__init__(parent)
         self.control: TrainControl | None = None
         self._cache = _DatasetCache()
-        self._jobs = JobQueue("training", self, torch_threads=full_width())
+        self._jobs = JobQueue("training", self)
         self._jobs.posted.connect(self._posted)
         self._jobs.finished.connect(lambda _g, result: self.finished.emit(result))
         self._jobs.failed.connect(self._failed)

@@ -17,7 +17,6 @@ from PySide6.QtCore import QObject, Signal
 
 from explorer.core.devices import is_out_of_memory
 from explorer.core.jobs import Cancelled
-from explorer.core.torch_threads import full_width
 from explorer.ui.jobs import JobContext, JobError, JobQueue
 
 
@@ -64,7 +63,7 @@ class JobRunner(QObject):
 
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
-        self._jobs = JobQueue("walkthrough-job", self, torch_threads=full_width())
+        self._jobs = JobQueue("walkthrough-job", self)
         self._jobs.finished.connect(lambda _g, result: self.succeeded.emit(result))
         self._jobs.failed.connect(self._on_failed)
         self._jobs.progressed.connect(lambda _g, p: self.progressed.emit(*p))
