@@ -120,6 +120,7 @@ class StackEdit(QUndoCommand):
         self.select_after = doc.selected if select is None else select
         self.hollow = False
         self._skip_redo = False         # re-pushed after the oldest steps were dropped: already applied
+        self._kept: tuple | None = None  # what a hollow step holds, listed once (it never changes again)
 
     def compact(self) -> None:
         """Keeps only what this step changed (it is done, the stack on screen is its ``after``)."""
@@ -131,8 +132,13 @@ class StackEdit(QUndoCommand):
         self.hollow = True
 
     def history_tensors(self):
-        yield from _tensors(self.before)
-        yield from _tensors(self.after)
+        if not self.hollow:
+            return (*_tensors(self.before), *_tensors(self.after))
+        # The history is measured after every edit: a hollow step is listed once, not on each edit
+        # (walking every layer of every step made each edit slower the longer the history).
+        if self._kept is None:
+            self._kept = (*_tensors(self.before), *_tensors(self.after))
+        return self._kept
 
     def copy_for(self, doc: "StackDocument") -> "StackEdit":
         """The same step as a new command (QUndoStack cannot drop its oldest steps: it is refilled)."""

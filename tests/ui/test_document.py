@@ -166,3 +166,22 @@ def test_the_history_is_capped_dropping_the_oldest_steps_with_a_note(qapp):
     while doc.undo_stack.canRedo():
         doc.undo_stack.redo()
     assert torch.equal(doc.stack.layers[0].state["weight"], weights[7])
+
+
+def test_an_edit_costs_the_same_however_long_the_history(doc, monkeypatch):
+    """The history's size is checked after every edit. A step that is done never changes again, so
+    it is read once: the 200th edit reads no more layers than the 20th."""
+    walked = []
+    real = document_module._tensors
+    monkeypatch.setattr(document_module, "_tensors", lambda stack: (walked.append(1), real(stack))[1])
+
+    def edit(i: int) -> int:
+        walked.clear()
+        # alternating fields: every edit is its own undo step
+        doc.set_arg(0, ("out_channels", "kernel_size")[i % 2], 6 + i % 4 if i % 2 == 0 else 3 + 2 * (i % 4 == 1))
+        return len(walked)
+
+    early = [edit(i) for i in range(20)][-4:]
+    late = [edit(i) for i in range(20, 200)][-4:]
+    assert doc.undo_stack.count() > 100
+    assert max(late) <= max(early)
