@@ -136,6 +136,9 @@ class StatsView(QtWidgets.QWidget):
         item.setLabel("bottom", "value")
         for name in ("left", "bottom"):
             item.getAxis(name).enableAutoSIPrefix(False)
+            # Labelled ticks only: the axes are laid out again on every edit (a new value range), and
+            # the unlabelled minor ticks were a third of this plot's paint, too fine to read here.
+            item.getAxis(name).setStyle(maxTickLevel=0)
         item.getAxis("left").setWidth(58)
         item.getViewBox().setDefaultPadding(0.06)    # the top tick label is not cut off   # room for counts in the millions on the first paint
         self.histogram = pg.PlotDataItem(

@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from PIL import Image
-from PySide6 import QtCore, QtWidgets
+from PySide6 import QtCore, QtGui, QtWidgets
 from PySide6.QtCore import Qt
 
 from explorer.core.colormaps import COLORMAPS, DIVERGING
@@ -519,3 +519,32 @@ def test_new_numbers_do_not_resize_the_histogram(qtbot):
         settle(qtbot)
         assert stats_view.plot.width() == width
     assert stats_view.findChild(QtWidgets.QLabel, "statMin").text() == "0"
+
+
+def test_every_tick_of_the_histogram_has_its_number(qtbot):
+    """The histogram's axes are laid out again on every edit (a new value range). Unlabelled minor
+    ticks cost a third of that and were too fine to read at this size: only numbered ticks are drawn,
+    and the numbers still span the values."""
+    from explorer.core.stats import layer_stats
+    from explorer.ui.stats_view import StatsView
+
+    stats_view = StatsView()
+    qtbot.addWidget(stats_view)
+    stats_view.resize(700, 220)
+    stats_view.show()
+    qtbot.waitExposed(stats_view)
+    torch.manual_seed(0)
+    stats_view.set_stats(layer_stats(torch.randn(1, 6, 50, 50)), (1, 6, 50, 50))
+    settle(qtbot)
+    canvas = QtGui.QImage(700, 220, QtGui.QImage.Format.Format_ARGB32)
+    for name in ("left", "bottom"):
+        axis = stats_view.plot.getPlotItem().getAxis(name)
+        painter = QtGui.QPainter(canvas)        # what the axis measures its numbers with when it paints
+        try:
+            _axis_line, ticks, texts = axis.generateDrawSpecs(painter)
+        finally:
+            painter.end()
+        assert len(texts) >= 3, name
+        assert len(ticks) == len(texts), f"{name}: {len(ticks) - len(texts)} ticks without a number"
+    numbers = [float(text.replace("−", "-")) for *_rect, _flags, text in texts]
+    assert min(numbers) < 0 < max(numbers)             # the values of a standard normal, both sides of 0
