@@ -77,6 +77,10 @@ class ChannelView(QtWidgets.QWidget):
         self.plot.setAspectLocked(True)
         self.plot.invertY(True)
         self.plot.getAxis("left").setWidth(34)
+        for name in ("left", "bottom"):
+            # No finest, unnumbered ticks (36 of the left axis's 46 at 510 px): the numbers stay, and
+            # the axes, laid out again whenever the map's size changes, cost less to draw.
+            self.plot.getAxis(name).setStyle(maxTickLevel=1)
         self.image_item = pg.ImageItem(axisOrder="row-major")
         self.image_item.setBorder(pg.mkPen(QtGui.QColor(150, 150, 150, 140), width=1, cosmetic=True))
         self.plot.addItem(self.image_item)
@@ -102,6 +106,7 @@ class ChannelView(QtWidgets.QWidget):
                               interactive=False, colorMapMenu=False)
         bar.getAxis("right").setWidth(64)
         bar.getAxis("right").enableAutoSIPrefix(False)
+        bar.getAxis("right").setStyle(maxTickLevel=1)    # a new range on every edit: numbered ticks only
         if self._values is not None:
             bar.setLevels(bar_range(self._low, self._high))
         self.graphics.addItem(bar, row=0, col=1)

@@ -536,15 +536,41 @@ def test_every_tick_of_the_histogram_has_its_number(qtbot):
     torch.manual_seed(0)
     stats_view.set_stats(layer_stats(torch.randn(1, 6, 50, 50)), (1, 6, 50, 50))
     settle(qtbot)
-    canvas = QtGui.QImage(700, 220, QtGui.QImage.Format.Format_ARGB32)
     for name in ("left", "bottom"):
-        axis = stats_view.plot.getPlotItem().getAxis(name)
-        painter = QtGui.QPainter(canvas)        # what the axis measures its numbers with when it paints
-        try:
-            _axis_line, ticks, texts = axis.generateDrawSpecs(painter)
-        finally:
-            painter.end()
+        ticks, texts = _axis_marks(stats_view.plot.getPlotItem().getAxis(name))
         assert len(texts) >= 3, name
         assert len(ticks) == len(texts), f"{name}: {len(ticks) - len(texts)} ticks without a number"
     numbers = [float(text.replace("−", "-")) for *_rect, _flags, text in texts]
     assert min(numbers) < 0 < max(numbers)             # the values of a standard normal, both sides of 0
+
+
+def _axis_marks(axis) -> tuple[list, list]:
+    """The tick marks and the numbers a pyqtgraph axis draws, measured as its paint measures them."""
+    canvas = QtGui.QImage(1000, 1000, QtGui.QImage.Format.Format_ARGB32)
+    painter = QtGui.QPainter(canvas)
+    try:
+        _axis_line, ticks, texts = axis.generateDrawSpecs(painter)
+    finally:
+        painter.end()
+    return ticks, texts
+
+
+def test_the_channel_views_axes_keep_their_numbers_without_the_finest_ticks(qtbot):
+    """The colour bar gets a new range on every edit and the map's axes on every new size, and each
+    is laid out again: only numbered ticks are drawn (the left axis drew 46 marks for 10 numbers)."""
+    from explorer.ui.channel_view import ChannelView
+
+    channel_view = ChannelView()
+    qtbot.addWidget(channel_view)
+    channel_view.resize(330, 360)
+    channel_view.show()
+    qtbot.waitExposed(channel_view)
+    values = np.linspace(-0.55, -0.1, 510 * 510, dtype=np.float32).reshape(510, 510)
+    image = ((values - values.min()) / np.ptp(values) * 255).astype(np.uint8)
+    channel_view.set_channel(image, values, float(values.min()), float(values.max()), "gray", "conv1")
+    settle(qtbot)
+    for axis in (channel_view.plot.getAxis("left"), channel_view.colorbar.getAxis("right")):
+        ticks, texts = _axis_marks(axis)
+        assert len(texts) >= 4 and len(ticks) == len(texts)
+    numbers = sorted(float(text.replace("−", "-")) for *_rect, _flags, text in texts)
+    assert -0.55 <= numbers[0] and numbers[-1] <= -0.1      # the colour bar numbers the channel's range
