@@ -156,6 +156,9 @@ class MainWindow(QMainWindow):
         self.model_view = ModelView()
         self.bottom_tabs = QTabWidget()
         self.bottom_tabs.setObjectName("bottomTabs")
+        # No frame around the pages (the dock is the frame): the style's frame was a gradient over the
+        # whole dock, repainted with the shapes table after every edit.
+        self.bottom_tabs.setDocumentMode(True)
         self.bottom_tabs.addTab(self.shapes_view, "Shapes")
         self.bottom_tabs.addTab(self.model_view, "Model")
         self.bottom_dock = QDockWidget("Shapes and model", self)

@@ -473,3 +473,11 @@ def test_the_arguments_form_behind_the_kernel_tab_is_current_when_shown(make_win
     qtbot.waitUntil(lambda: window.layer_form.isVisible(), timeout=2_000)
     assert window.layer_form.editors["out_channels"].value() == 11
     assert window.layer_form.editors["kernel_size"].value() in (5, (5, 5))
+
+
+def test_the_bottom_docks_pages_have_no_frame_of_their_own(make_window):
+    """The dock frames the Shapes and Model pages. The tab widget's own frame was a gradient over the
+    whole dock, and it was painted again with the table after every edit."""
+    window = make_window()
+    assert window.bottom_tabs.documentMode()
+    assert window.bottom_tabs.tabText(0) == "Shapes" and window.bottom_tabs.tabText(1) == "Model"
