@@ -446,6 +446,22 @@ def test_panels_repaint_right_after_the_new_maps(make_window, qtbot):
     settle(window)
 
 
+def test_a_weights_only_edit_leaves_the_panels_painting_as_usual(make_window):
+    """A kernel cell or the seed changes no shape and no row: holding the panels bought nothing, and
+    turning their painting back on repainted the whole table and list after every keystroke."""
+    window = make_window()
+    panels = (window.bottom_dock, window.layer_panel.list)
+    window.document.set_seed(window.document.stack.seed + 1)
+    assert not window.paint_priority.held and all(w.updatesEnabled() for w in panels)
+    settle(window)
+    window.document.set_arg(0, "out_channels", 9)          # the shapes change: held again
+    assert window.paint_priority.held
+    settle(window)
+    window.document.set_input_spec(1, (64, 64))             # so does a new input size
+    assert window.paint_priority.held
+    settle(window)
+
+
 def test_panels_never_wait_longer_than_the_limit(qtbot):
     from PySide6.QtWidgets import QLabel
 
