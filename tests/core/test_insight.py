@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from explorer.core.engine import run_stack
 from explorer.core.insight.data import CifarSource, FolderSource, SamplesSource, TensorSource
-from explorer.core.insight.subject import InsightError, resolve_subject, stack_subject
+from explorer.core.insight.subject import InsightError, LayerFailed, resolve_subject, stack_subject
 from explorer.core.insight.top_patches import TopPatchesCache, cache_key, export_top_patches, top_patches
 from explorer.core.layers import LayerSpec
 from explorer.core.stack import InputSpec, Stack
@@ -305,3 +305,28 @@ def test_top_patches_of_a_linear_layer_cover_the_whole_image():
     result = top_patches(subject, "fc3", TensorSource(torch.rand(6, 1, 32, 32)), k=2)
     assert len(result.channels) == 10 and result.geometry is None
     assert all(p.box == (0, 0, 32, 32) and (p.y, p.x) == (0, 0) for c in result.channels for p in c.patches)
+
+
+def test_a_stack_with_batchnorm_has_a_cache_key():
+    """BatchNorm2d keeps num_batches_tracked, a 0-d tensor: hashing it as bytes failed, so top
+    patches of any stack with a BatchNorm layer ended in an error."""
+    stack = conv_pool_stack()
+    stack.layers.insert(1, LayerSpec("BatchNorm2d", "bn1", {"num_features": 4}))
+    source = TensorSource(torch.rand(3, 3, 8, 8), key="three")
+    key = cache_key(stack_subject(stack), "pool1", source, 9)
+    shifted = stack.copy()
+    shifted.layers[1].state = {"weight": torch.full((4,), 2.0), "bias": torch.zeros(4),
+                               "running_mean": torch.zeros(4), "running_var": torch.ones(4),
+                               "num_batches_tracked": torch.tensor(7)}
+    assert cache_key(stack_subject(shifted), "pool1", source, 9) != key
+    result = top_patches(stack_subject(stack), "pool1", source, 2, 3)
+    assert len(result.channels) == 4
+
+
+def test_images_too_small_for_a_layer_fail_in_one_sentence_naming_it():
+    stack = Stack([LayerSpec("Conv2d", "conv1", {"in_channels": 3, "out_channels": 2, "kernel_size": 3}),
+                   LayerSpec("MaxPool2d", "pool1", {"kernel_size": 4})], input=InputSpec(3, None))
+    with pytest.raises(LayerFailed) as refused:     # the network failed on the data (CLI exit code 1)
+        top_patches(stack_subject(stack), "pool1", TensorSource(torch.rand(2, 3, 5, 5), key="small"), 2, 2)
+    message = str(refused.value)
+    assert "pool1" in message and "\n" not in message

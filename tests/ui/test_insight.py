@@ -181,3 +181,28 @@ def test_a_walkthrough_model_opens_insight_on_its_stage(qtbot, tmp_path):
     assert torch.equal(result.raw, walk.walkthrough.raw_input[0].cpu())
     walk.close()
     assert not insight.isVisible()
+
+
+def test_a_layer_that_refuses_the_data_is_said_in_the_window_not_logged_as_a_crash(make_insight, caplog):
+    """Found by random input: top patches through a pool bigger than the pictures that reach it
+    logged a traceback and said torch's bare message; a BatchNorm layer made every run fail."""
+    import logging
+
+    from explorer.core.layers import LayerSpec
+    stack = load_example("default")
+    stack.layers.insert(1, LayerSpec("BatchNorm2d", "bn1", {"num_features": 6}))
+    w = make_insight("default", "relu1")
+    w.set_stack(stack, "relu1")
+    w.data_combo.setCurrentIndex(0)
+    w.k_spin.setValue(2)
+    w.run_top_patches()
+    assert w.worker.wait_until_idle(60_000)
+    assert w.rows is not None and len(w.rows.result.channels) == 6      # with BatchNorm in the stack
+    too_big = stack.copy()
+    too_big.layers[-1].args["kernel_size"] = 4096
+    w.set_stack(too_big, "pool1")
+    with caplog.at_level(logging.ERROR):
+        w.run_top_patches()
+        assert w.worker.wait_until_idle(60_000)
+    assert "pool1" in w.status.text() and "empty" in w.status.text()
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]

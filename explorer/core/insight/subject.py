@@ -16,6 +16,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from explorer.core.checks import explain_exception
+from explorer.core.devices import is_out_of_memory
 from explorer.core.layers import LayerSpec, build_module, forward_layer, indices_recorders
 from explorer.core.receptive_field import chain_geometry
 from explorer.core.stack import InputSpec, Stack, StackError
@@ -23,6 +25,11 @@ from explorer.core.stack import InputSpec, Stack, StackError
 
 class InsightError(ValueError):
     """A request the Insight tools cannot answer; the message is one sentence for the user."""
+
+
+class LayerFailed(RuntimeError):
+    """A layer refused the data it was given, in one sentence naming the layer: the network failed
+    on the data (the command line's exit code 1), not the request (InsightError, exit code 2)."""
 
 
 class _Stop(Exception):
@@ -53,7 +60,12 @@ class StackModule(nn.Module):
                 pool = " or ".join(indices_recorders())
                 raise InsightError(f"{spec.type} '{name}' takes its indices from '{spec.indices_from}', "
                                    f"which is not an enabled {pool} before it.")
-            x, _ = forward_layer(spec, m, x, kept)
+            try:
+                x, _ = forward_layer(spec, m, x, kept)
+            except RuntimeError as e:      # torch refused this input (too small for the layer, ...)
+                if is_out_of_memory(e):
+                    raise                  # said as such by whoever asked
+                raise LayerFailed(explain_exception(spec, e)) from e
             if name == until:
                 break
         return x
@@ -203,7 +215,8 @@ class Subject:
             for t in m.state_dict().values():
                 t = t.detach()
                 h.update(str((t.dtype, tuple(t.shape))).encode())
-                h.update(t.to("cpu").contiguous().view(torch.uint8).numpy().tobytes()
+                # flat first: a 0-d buffer (BatchNorm's num_batches_tracked) has no bytes view
+                h.update(t.to("cpu").contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
                          if t.numel() else b"")
         return h.hexdigest()
 

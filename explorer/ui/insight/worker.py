@@ -12,6 +12,7 @@ from typing import Callable
 import torch
 from PySide6.QtCore import QObject, Signal
 
+from explorer.core.insight.subject import LayerFailed
 from explorer.core.jobs import Cancelled
 from explorer.ui.jobs import JobContext, JobError, JobQueue
 
@@ -80,6 +81,6 @@ class InsightWorker(QObject):
     def _on_failed(self, generation: int, failure: JobError) -> None:
         if failure.cancelled:
             return                          # stopped with nothing to show (the queue is idle now)
-        if not isinstance(failure.error, ValueError) and failure.details:
+        if not isinstance(failure.error, (ValueError, LayerFailed)) and failure.details:
             log.error("Insight job failed:\n%s", failure.details)   # the details go to the log, the sentence to the window
         self.failed.emit(generation, describe(failure.error))
