@@ -28,6 +28,18 @@ def make_insight(qtbot):
         w.close()
 
 
+def _top_patches_of(make_insight, stack, layer: str):
+    """An Insight window on ``stack`` (opened as the default example), its top 2 patches of
+    ``layer`` over the samples run to the end."""
+    w = make_insight("default", layer)
+    w.set_stack(stack, layer)
+    w.data_combo.setCurrentIndex(0)
+    w.k_spin.setValue(2)
+    w.run_top_patches()
+    assert w.worker.wait_until_idle(60_000)
+    return w
+
+
 def _labels(window):
     from explorer.ui.insight.window import PatchLabel
     return window.rows_widget.findChildren(PatchLabel)
@@ -63,12 +75,7 @@ def test_dead_channels_are_marked(make_insight):
     from PySide6.QtWidgets import QLabel
     stack = load_example("default")
     stack.layers[0].state = {"weight": torch.zeros(6, 3, 3, 3), "bias": torch.tensor([1.0, -1, -1, -1, -1, -1])}
-    w = make_insight("default", "relu1")
-    w.set_stack(stack, "relu1")
-    w.data_combo.setCurrentIndex(0)
-    w.k_spin.setValue(2)
-    w.run_top_patches()
-    assert w.worker.wait_until_idle(60_000)
+    w = _top_patches_of(make_insight, stack, "relu1")
     assert w.rows.result.dead_channels() == [1, 2, 3, 4, 5]
     heads = [lbl.text() for lbl in w.rows_widget.findChildren(QLabel) if lbl.text().startswith("<b>ch")]
     assert heads[0].startswith("<b>ch 0</b>") and sum("dead" in h for h in heads) == 5
@@ -191,12 +198,7 @@ def test_a_layer_that_refuses_the_data_is_said_in_the_window_not_logged_as_a_cra
     from explorer.core.layers import LayerSpec
     stack = load_example("default")
     stack.layers.insert(1, LayerSpec("BatchNorm2d", "bn1", {"num_features": 6}))
-    w = make_insight("default", "relu1")
-    w.set_stack(stack, "relu1")
-    w.data_combo.setCurrentIndex(0)
-    w.k_spin.setValue(2)
-    w.run_top_patches()
-    assert w.worker.wait_until_idle(60_000)
+    w = _top_patches_of(make_insight, stack, "relu1")
     assert w.rows is not None and len(w.rows.result.channels) == 6      # with BatchNorm in the stack
     too_big = stack.copy()
     too_big.layers[-1].args["kernel_size"] = 4096
