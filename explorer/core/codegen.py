@@ -7,7 +7,6 @@ shown in the window is what ``print(ExplorerNet())`` prints."""
 
 from __future__ import annotations
 
-import json
 import keyword
 import math
 import re
@@ -131,13 +130,6 @@ def _printable(stack: Stack, class_name: str = DEFAULT_CLASS_NAME) -> nn.Module:
             raise CodegenError(f"{layer.spec.type} '{layer.spec.name}': {e}") from None
         model.add_module(layer.attr, module)
     return model
-
-
-def structure_key(stack: Stack) -> tuple:
-    """What ``model_repr`` and ``named_parameters`` depend on: the layers' types, names, arguments and
-    switches, never their weights or the seed (a training preview or a kernel edit keeps the key)."""
-    return tuple((s.type, s.name, json.dumps(s.args, sort_keys=True, default=list), s.enabled, s.indices_from)
-                 for s in stack.layers)
 
 
 def model_repr(stack: Stack, class_name: str = DEFAULT_CLASS_NAME) -> str:

@@ -21,7 +21,7 @@ from explorer.core.identity import SameTensor
 from explorer.core.layers import (LayerArgError, LayerSpec, ShapeContext, build_module, format_bytes, forward_layer,
                                   layer_bytes, layer_seed, param_count)
 from explorer.core.shapes import ShapeRow, infer_shapes
-from explorer.core.stack import Stack
+from explorer.core.stack import Stack, structure_key
 
 
 @dataclass
@@ -173,7 +173,7 @@ class StackRunner:
         """Shapes from the layers' shape rules, for the memory check. Shapes depend on the layers'
         types, names, arguments, switches and the mode, never on their weights: a kernel-cell or
         seed edit reuses the last plan instead of inferring again."""
-        key = (tuple(spec_key(s)[:5] for s in stack.layers), input_shape, stack.mode)
+        key = (structure_key(stack), input_shape, stack.mode)
         if key != self._plan_key:
             self._plan, self._plan_key = infer_shapes(stack, input_shape), key
         return self._plan

@@ -59,6 +59,14 @@ class Stack:
                      InputSpec(self.input.channels, self.input.size), self.mode, self.description)
 
 
+def structure_key(stack: Stack) -> tuple:
+    """The layers' types, names, arguments and switches: what the shapes, ``print(model)`` and the
+    parameter list depend on, never the weights or the seed (a kernel edit or a training preview
+    keeps the key)."""
+    return tuple((s.type, s.name, json.dumps(s.args, sort_keys=True, default=list), s.enabled, s.indices_from)
+                 for s in stack.layers)
+
+
 def default_name(stack_names: list[str] | set[str], type_name: str, hints: dict[str, int] | None = None) -> str:
     """A readable unique name: conv1, conv2, relu1, pool1, ... ``hints`` (base -> first number
     worth trying) lets a loader that only ever adds names find each one without starting at 1."""

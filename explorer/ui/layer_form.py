@@ -90,7 +90,6 @@ class LayerForm(QWidget):
         if self._stale:
             self.refresh()
 
-
     def spec(self) -> LayerSpec | None:
         i = self.document.selected
         return self.document.stack.layers[i] if 0 <= i < len(self.document.stack.layers) else None

@@ -13,14 +13,13 @@ from PySide6.QtGui import QAction, QActionGroup, QCloseEvent, QGuiApplication, Q
 from PySide6.QtWidgets import (QDockWidget, QLabel, QMainWindow, QProgressBar, QSplitter, QTabWidget, QVBoxLayout,
                                QWidget)
 
-from explorer.core.codegen import structure_key
 from explorer.core.devices import available_devices, device_label, resolve_device
 from explorer.core.examples import examples, load_example
 from explorer.core.export import export_run
 from explorer.core.input_source import InputSource
 from explorer.core.layers import CATEGORIES, LAYER_TYPES
 from explorer.core.session import LastRun
-from explorer.core.stack import Stack, StackError, load_stack, save_stack
+from explorer.core.stack import Stack, StackError, load_stack, save_stack, structure_key
 from explorer.ui import dialogs
 from explorer.ui.autosave_controller import AutosaveController
 from explorer.ui.document import HISTORY_BYTES, StackDocument

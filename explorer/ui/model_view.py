@@ -13,8 +13,8 @@ import logging
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from explorer.core.codegen import CodegenError, model_repr, named_parameters, pytorch_code, structure_key
-from explorer.core.stack import Stack
+from explorer.core.codegen import CodegenError, model_repr, named_parameters, pytorch_code
+from explorer.core.stack import Stack, structure_key
 from explorer.ui.jobs import JobError, JobQueue
 from explorer.ui.shapes_view import ERROR_COLOR, monospace_font, shape_text
 
