@@ -239,7 +239,7 @@ class InputPanel(QWidget):
                 self.sample_combo.setCurrentIndex(0)
         shape = "×".join(str(s) for s in batch.tensor.shape)
         self.source_label.setText(f"{source.describe()} · [{shape}]")
-        self.source_label.setToolTip(f"{self.source_label.full_text()}\n{batch.source}")
+        self.source_label.setToolTip(f"{self.source_label.text()}\n{batch.source}")
         if self.item_spin.value() != self.state.batch_item:
             self.state.batch_item = self.item_spin.value()    # a smaller batch: its last image (drawn below)
         if batch is not self._shown_batch:   # every run answers with its input; redraw only a new one

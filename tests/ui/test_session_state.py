@@ -118,7 +118,7 @@ def test_the_panel_shows_the_last_run_and_steps_through_its_pictures(input_panel
     state, images = input_panel.state, pictures(3)
     state.last_run = finished_run(conv_stack(), InputSource.sample("astronaut"), images)
     assert input_panel.item_of.text() == "of 3" and input_panel.item_spin.maximum() == 2
-    assert input_panel.source_label.full_text() == "sample 'astronaut' · [3×3×12×10]"
+    assert input_panel.source_label.text() == "sample 'astronaut' · [3×3×12×10]"
     assert np.array_equal(drawn(input_panel), render_input_image(images[0]))
     input_panel.item_spin.setValue(2)                   # the user steps to the third picture
     assert state.batch_item == 2
