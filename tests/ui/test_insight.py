@@ -207,4 +207,5 @@ def test_a_layer_that_refuses_the_data_is_said_in_the_window_not_logged_as_a_cra
         w.run_top_patches()
         assert w.worker.wait_until_idle(60_000)
     assert "pool1" in w.status.text() and "empty" in w.status.text()
+    assert not w.status.text().startswith("Unexpected")        # an expected refusal, said as one
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]

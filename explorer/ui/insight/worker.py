@@ -32,7 +32,7 @@ def describe(error: BaseException) -> str:
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
         return "The device ran out of memory; try a smaller batch or fewer channels."
-    if isinstance(error, ValueError) or type(error).__name__.endswith("Error") and str(error):
+    if isinstance(error, (ValueError, LayerFailed)) or type(error).__name__.endswith("Error") and str(error):
         return str(error).strip().splitlines()[0]
     return f"Unexpected error: {error}"
 
