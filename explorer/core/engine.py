@@ -85,6 +85,12 @@ def _module_key(spec: LayerSpec, seed: int) -> tuple:
     return (*key[:3], key[5], seed)
 
 
+def _same_but_state(old: tuple, new: tuple) -> bool:
+    """Whether two module keys differ in their tensors' numbers only, each naming the same tensors."""
+    return (old[:3] == new[:3] and old[4] == new[4]
+            and [name for name, _ in old[3]] == [name for name, _ in new[3]])
+
+
 def _forward(spec: LayerSpec, module: nn.Module | None, x: torch.Tensor, done: dict[str, LayerResult],
              source: LayerSpec | None = None, train: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
     """One layer on its input (the output of ``source``, None for the stack's input); raises
@@ -182,7 +188,7 @@ class StackRunner:
         key = _module_key(spec, seed)
         module = self._modules.get(key)
         if module is None:
-            module = build_module(spec, seed, self.device)
+            module = self._reload(key, spec) or build_module(spec, seed, self.device)
             self._modules[key] = module
         if train and any(True for _ in module.buffers()):
             # Training updates BatchNorm's running stats: run a fresh copy, so every training run starts
@@ -190,6 +196,21 @@ class StackRunner:
             module = copy.deepcopy(module)
         module.train(train)
         return module
+
+    def _reload(self, key: tuple, spec: LayerSpec) -> nn.Module | None:
+        """The module this layer had before an edit of its tensors only (a kernel cell, a preset, a
+        training step), given the new tensors: building it again costs its seeded initialisation,
+        about as long as the layer's own forward for a small convolution. Only when the same tensors
+        are given: a tensor no longer given must return to its seeded value, which only a build
+        makes. The old key goes, since its module now holds the new numbers."""
+        if not spec.state:
+            return None
+        for old_key, module in self._modules.items():
+            if _same_but_state(old_key, key):
+                del self._modules[old_key]
+                module.load_state_dict(spec.state, strict=False)     # copies into its tensors, on its device
+                return module
+        return None
 
     def run(self, stack: Stack, x: torch.Tensor,
             should_stop: Callable[[], bool] | None = None,

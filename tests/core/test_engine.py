@@ -376,6 +376,49 @@ def test_editing_state_in_place_is_noticed():
     _assert_same_as_fresh(result, stack, x)
 
 
+def test_a_tensors_only_edit_reuses_the_module_and_undo_brings_back_the_old_numbers(monkeypatch):
+    """A kernel cell edit gives new tensors only: the runner loads them into the module it has
+    instead of building (seeding) it again, and the outputs still equal torch's."""
+    import explorer.core.engine as engine
+    builds = []
+    real = engine.build_module
+    monkeypatch.setattr(engine, "build_module", lambda spec, *a: builds.append(spec.name) or real(spec, *a))
+    runner = StackRunner("cpu")
+    x = torch.rand(1, 3, 12, 12)
+
+    def run(stack):
+        """The run's output of conv1 and how many times conv1 was built for it."""
+        before = builds.count("conv1")
+        result = runner.run(stack, x)
+        assert result.ok
+        return result, builds.count("conv1") - before
+
+    w0 = _rand((6, 3, 3, 3), seed=1)
+    stack = _stack({"type": "ReLU", "name": "relu0"}, {**CONV, "state": {"weight": w0.tolist()}})
+    first, built = run(stack)
+    assert built == 1
+    seeded_bias = real(stack.layers[1], stack.seed).bias
+    edited = stack.copy()
+    w1 = edited.layers[1].state["weight"].clone()
+    w1[2, 1, 0, 2] = 5.0
+    edited.layers[1].state = {"weight": w1}
+    result, built = run(edited)
+    assert built == 0 and result.computed == [1]
+    assert torch.allclose(result.layers[1].output, F.conv2d(torch.relu(x), w1, seeded_bias), atol=1e-6)
+    back, built = run(stack)            # undo: the first tensors again
+    assert built == 0 and torch.equal(back.layers[1].output, first.layers[1].output)
+    # A bias given as well names other tensors: a new build, so no tensor keeps a stale number.
+    with_bias = edited.copy()
+    with_bias.layers[1].state = {"weight": w1, "bias": torch.ones(6)}
+    result, built = run(with_bias)
+    assert built == 1
+    assert torch.allclose(result.layers[1].output, F.conv2d(torch.relu(x), w1, torch.ones(6)), atol=1e-6)
+    # ... and taking the bias away again builds again: the seeded bias comes back.
+    result, built = run(edited)
+    assert built == 1
+    assert torch.allclose(result.layers[1].output, F.conv2d(torch.relu(x), w1, seeded_bias), atol=1e-6)
+
+
 def test_unpool_after_an_edit_uses_the_kept_indices():
     runner = StackRunner("cpu")
     x = torch.rand(1, 3, 32, 32)
