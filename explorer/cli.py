@@ -299,6 +299,8 @@ def expected_errors() -> tuple[type[Exception], ...]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from explorer.core.malloc_arena import use_one_arena
+    use_one_arena()          # first: it holds only before a second thread allocates (the window starts several)
     parser = build_parser()
     argv = _with_command(list(sys.argv[1:] if argv is None else argv))
     for stream in (sys.stdout, sys.stderr):   # a name in any script prints on any terminal

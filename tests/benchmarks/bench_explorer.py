@@ -40,6 +40,10 @@ import os
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
+from explorer.core.malloc_arena import use_one_arena  # noqa: E402
+
+use_one_arena()     # what the app's main() does before any thread starts (the scripts here import this file first)
+
 import argparse
 import gc
 import importlib.util
