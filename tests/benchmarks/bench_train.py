@@ -37,6 +37,9 @@ from torch import nn
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from explorer.core.malloc_arena import use_one_arena  # noqa: E402
+
+use_one_arena()     # what the app's main() does before any thread starts
 from explorer.core.devices import resolve_device, synchronize  # noqa: E402
 from explorer.core.examples import load_example  # noqa: E402
 from explorer.core.training.datasets import Dataset, Split, load_dataset  # noqa: E402
