@@ -26,13 +26,18 @@ def _run(job: Callable, context: JobContext):
     return value
 
 
+# A request the tools refuse (InsightError is a ValueError) or a layer that refuses the data: said
+# to the user in their own sentence, and not logged as a crash.
+_SAID_AS_A_SENTENCE = (ValueError, LayerFailed)
+
+
 def describe(error: BaseException) -> str:
     from explorer.core.devices import is_out_of_memory
     if is_out_of_memory(error):
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
         return "The device ran out of memory; try a smaller batch or fewer channels."
-    if isinstance(error, (ValueError, LayerFailed)) or type(error).__name__.endswith("Error") and str(error):
+    if isinstance(error, _SAID_AS_A_SENTENCE) or type(error).__name__.endswith("Error") and str(error):
         return str(error).strip().splitlines()[0]
     return f"Unexpected error: {error}"
 
@@ -81,6 +86,6 @@ class InsightWorker(QObject):
     def _on_failed(self, generation: int, failure: JobError) -> None:
         if failure.cancelled:
             return                          # stopped with nothing to show (the queue is idle now)
-        if not isinstance(failure.error, (ValueError, LayerFailed)) and failure.details:
+        if not isinstance(failure.error, _SAID_AS_A_SENTENCE) and failure.details:
             log.error("Insight job failed:\n%s", failure.details)   # the details go to the log, the sentence to the window
         self.failed.emit(generation, describe(failure.error))
