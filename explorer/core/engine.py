@@ -80,15 +80,15 @@ def spec_key(spec: LayerSpec) -> tuple:
 
 
 def _module_key(spec: LayerSpec, seed: int) -> tuple:
-    """Modules depend on type, name, args and state, not on enabled or indices_from."""
+    """Modules depend on type, name, args, the seed and state, not on enabled or indices_from. The
+    state comes last: ``_same_but_state`` compares everything before it."""
     key = spec_key(spec)
-    return (*key[:3], key[5], seed)
+    return (*key[:3], seed, key[5])
 
 
 def _same_but_state(old: tuple, new: tuple) -> bool:
     """Whether two module keys differ in their tensors' numbers only, each naming the same tensors."""
-    return (old[:3] == new[:3] and old[4] == new[4]
-            and [name for name, _ in old[3]] == [name for name, _ in new[3]])
+    return old[:-1] == new[:-1] and [name for name, _ in old[-1]] == [name for name, _ in new[-1]]
 
 
 def _forward(spec: LayerSpec, module: nn.Module | None, x: torch.Tensor, done: dict[str, LayerResult],
