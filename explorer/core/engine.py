@@ -79,10 +79,11 @@ def spec_key(spec: LayerSpec) -> tuple:
             spec.enabled, spec.indices_from, state)
 
 
-def _module_key(spec: LayerSpec, seed: int) -> tuple:
+def _module_key(spec: LayerSpec, seed: int, key: tuple | None = None) -> tuple:
     """Modules depend on type, name, args, the seed and state, not on enabled or indices_from. The
-    state comes last: ``_same_but_state`` compares everything before it."""
-    key = spec_key(spec)
+    state comes last: ``_same_but_state`` compares everything before it. ``key``: the layer's
+    ``spec_key``, when the caller has it already (it writes the arguments out as JSON)."""
+    key = key or spec_key(spec)
     return (*key[:3], seed, key[5])
 
 
@@ -184,8 +185,8 @@ class StackRunner:
             self._plan, self._plan_key = infer_shapes(stack, input_shape), key
         return self._plan
 
-    def _module(self, spec: LayerSpec, seed: int, train: bool) -> nn.Module:
-        key = _module_key(spec, seed)
+    def _module(self, spec: LayerSpec, key: tuple, seed: int, train: bool) -> nn.Module:
+        """The module for ``key`` (``_module_key``), built, reloaded or as it was."""
         module = self._modules.get(key)
         if module is None:
             module = self._reload(key, spec) or build_module(spec, seed, self.device)
@@ -239,10 +240,16 @@ class StackRunner:
                 self._keys, self._results = keys, results    # what ran is valid for this input
                 return RunResult(results, self.device, tuple(self._moved.shape), time.perf_counter() - started,
                                  cancelled=True)
-            prefix = (prefix, spec_key(spec))
+            # Once per layer and run: the key writes the arguments out as JSON (a 10-layer stack
+            # spent about 1 ms a run on the keys when each use made its own).
+            key = spec_key(spec)
+            module_key = _module_key(spec, stack.seed, key)
+            prefix = (prefix, key)
             keys.append(prefix)
             if reusable and i < len(self._keys) and self._keys[i] == prefix and self._results[i].error is None:
-                result = dataclasses.replace(self._results[i], reused=True)   # the last run's result stays as it was
+                result = self._results[i]          # the last run's result stays as it was
+                if not result.reused:
+                    result = dataclasses.replace(result, reused=True)
             else:
                 if plan is None:
                     plan = self._shape_plan(stack, tuple(x.shape))
@@ -262,9 +269,9 @@ class StackRunner:
                                     f"{format_bytes(budget)} of memory the app can use on {self.device.type}; "
                                     f"use a smaller input or fewer channels.")
                 else:
-                    result = self._run_layer(i, spec, x, done, stack.seed, train, source)
+                    result = self._run_layer(i, spec, module_key, x, done, stack.seed, train, source)
             kept += layer_run_bytes(spec, result, x.element_size()) if result.error is None else 0
-            live_modules.add(_module_key(spec, stack.seed))
+            live_modules.add(module_key)
             if spec.enabled:
                 source = spec
             results.append(result)
@@ -278,13 +285,13 @@ class StackRunner:
         self._modules = {k: m for k, m in self._modules.items() if k in live_modules}
         return RunResult(results, self.device, tuple(self._moved.shape), time.perf_counter() - started)
 
-    def _run_layer(self, i: int, spec: LayerSpec, x: torch.Tensor, done: dict[str, LayerResult],
+    def _run_layer(self, i: int, spec: LayerSpec, module_key: tuple, x: torch.Tensor, done: dict[str, LayerResult],
                    seed: int, train: bool, source: LayerSpec | None = None) -> LayerResult:
         result = LayerResult(i, spec.name, spec.type, spec.enabled, input_shape=tuple(x.shape))
         t0 = time.perf_counter()
         try:
             result.params = param_count(spec) if spec.enabled else 0
-            module = self._module(spec, seed, train) if spec.enabled else None
+            module = self._module(spec, module_key, seed, train) if spec.enabled else None
             with torch.no_grad(), warnings.catch_warnings():
                 warnings.simplefilter("ignore")          # e.g. Softmax's implicit-dim warning
                 if train:

@@ -537,3 +537,24 @@ def test_the_memory_check_reuses_its_shape_pass_for_weight_edits_only(monkeypatc
     wider.layers[0].args = {**wider.layers[0].args, "out_channels": 7}
     out = runner.run(wider, x)
     assert len(passes) == 2 and out.layers[-1].output_shape[1] == 7
+
+
+def test_a_run_writes_each_layers_key_once(monkeypatch):
+    """The key of a layer writes its arguments out as JSON; a run that took it once for the cache,
+    once for the kept modules and once for the module spent about 1 ms on keys in a 10-layer stack."""
+    import explorer.core.engine as engine
+    keys = []
+    real = engine.spec_key
+    monkeypatch.setattr(engine, "spec_key", lambda spec: keys.append(spec.name) or real(spec))
+    stack = _stack(*(LENETISH[:5] + [{"type": "LeakyReLU", "name": "leaky"}]))
+    x = torch.rand(1, 3, 32, 32)
+    runner = engine.StackRunner("cpu")
+    runner.run(stack, x)
+    assert sorted(keys) == sorted(layer.name for layer in stack.layers)
+    keys.clear()
+    edited = _edit(stack, 3, out_channels=8)
+    result = runner.run(edited, x)
+    assert result.computed == [3, 4, 5] and sorted(keys) == sorted(layer.name for layer in edited.layers)
+    _assert_same_as_fresh(result, edited, x)
+    again = runner.run(edited, x)
+    assert all(r.reused for r in again.layers) and again.computed == []
