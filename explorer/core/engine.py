@@ -79,11 +79,10 @@ def spec_key(spec: LayerSpec) -> tuple:
             spec.enabled, spec.indices_from, state)
 
 
-def _module_key(spec: LayerSpec, seed: int, key: tuple | None = None) -> tuple:
-    """Modules depend on type, name, args, the seed and state, not on enabled or indices_from. The
-    state comes last: ``_same_but_state`` compares everything before it. ``key``: the layer's
-    ``spec_key``, when the caller has it already (it writes the arguments out as JSON)."""
-    key = key or spec_key(spec)
+def _module_key(key: tuple, seed: int) -> tuple:
+    """A module's key, from its layer's ``spec_key``: modules depend on type, name, args, the seed
+    and state, not on enabled or indices_from. The state comes last: ``_same_but_state`` compares
+    everything before it."""
     return (*key[:3], seed, key[5])
 
 
@@ -243,7 +242,7 @@ class StackRunner:
             # Once per layer and run: the key writes the arguments out as JSON (a 10-layer stack
             # spent about 1 ms a run on the keys when each use made its own).
             key = spec_key(spec)
-            module_key = _module_key(spec, stack.seed, key)
+            module_key = _module_key(key, stack.seed)
             prefix = (prefix, key)
             keys.append(prefix)
             if reusable and i < len(self._keys) and self._keys[i] == prefix and self._results[i].error is None:

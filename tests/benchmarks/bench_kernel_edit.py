@@ -177,8 +177,9 @@ def bare_torch(stack, x: torch.Tensor, first: int, repeats: int) -> tuple[Timing
 def pipeline_floor(stack, x: torch.Tensor, layer: int, repeats: int) -> tuple[Timing, Timing, Timing, Timing]:
     """What no window can go below on this machine: the edit's run up to the focused layer (the
     engine, its cache and module reuse, as the run lane does it), that layer's render, and one paint
-    of the grid, back to back on one thread with nothing else running. Returns (total, run, render,
-    paint). Hot and without contention: a lower bound, not what an edit on an idle window meets."""
+    of the grid, back to back in this script with nothing else running (torch on its usual threads).
+    Returns (total, run, render, paint). Hot and without contention: a lower bound, not what an edit
+    on an idle window meets."""
     import dataclasses
     from explorer.core.display import ViewSettings, prepare_display
     from explorer.core.engine import StackRunner
@@ -221,7 +222,7 @@ def pipeline_floor(stack, x: torch.Tensor, layer: int, repeats: int) -> tuple[Ti
 
 def print_floor(stack, x: torch.Tensor, layer: int) -> None:
     total, run, render, paint = pipeline_floor(stack, x, layer, 30)
-    print(f"   floor: run to layer {layer} + render + one grid paint, hot, one thread  {total.text()}")
+    print(f"   floor: run to layer {layer} + render + one grid paint, hot, in a script {total.text()}")
     print(f"          of which run {run.median:.1f}, render {render.median:.1f}, paint {paint.median:.1f} ms"
           f" (medians)")
 
