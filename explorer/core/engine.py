@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import json
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -21,7 +20,7 @@ from explorer.core.identity import SameTensor
 from explorer.core.layers import (LayerArgError, LayerSpec, ShapeContext, build_module, format_bytes, forward_layer,
                                   layer_bytes, layer_seed, param_count)
 from explorer.core.shapes import ShapeRow, infer_shapes
-from explorer.core.stack import Stack, structure_key
+from explorer.core.stack import Stack, layer_structure
 
 
 @dataclass
@@ -75,8 +74,7 @@ def spec_key(spec: LayerSpec) -> tuple:
     """What identifies a layer's computation. State tensors count by identity (edits replace them)
     and version (in-place edits bump it), never by a bare id() that a new tensor could reuse."""
     state = tuple((k, SameTensor(v)) for k, v in sorted(spec.state.items())) if spec.state else ()
-    return (spec.type, spec.name, json.dumps(spec.args, sort_keys=True, default=list),
-            spec.enabled, spec.indices_from, state)
+    return (*layer_structure(spec), state)
 
 
 def _module_key(key: tuple, seed: int) -> tuple:
@@ -175,11 +173,12 @@ class StackRunner:
         self._keys, self._results, self._modules = [], [], {}
         self._plan_key, self._plan = None, []
 
-    def _shape_plan(self, stack: Stack, input_shape: tuple[int, ...]) -> list[ShapeRow]:
+    def _shape_plan(self, stack: Stack, input_shape: tuple[int, ...], layer_keys: list[tuple]) -> list[ShapeRow]:
         """Shapes from the layers' shape rules, for the memory check. Shapes depend on the layers'
         types, names, arguments, switches and the mode, never on their weights: a kernel-cell or
         seed edit reuses the last plan instead of inferring again."""
-        key = (structure_key(stack), input_shape, stack.mode)
+        # structure_key(stack), from the keys the run has written already (each spec_key without its state)
+        key = (tuple(k[:-1] for k in layer_keys), input_shape, stack.mode)
         if key != self._plan_key:
             self._plan, self._plan_key = infer_shapes(stack, input_shape), key
         return self._plan
@@ -234,14 +233,16 @@ class StackRunner:
         budget: float | None = None
         kept = _tensor_bytes(tuple(x.shape), x.element_size())
         source: LayerSpec | None = None           # the layer whose output x is
+        # Once per layer and run: the key writes the arguments out as JSON (a 10-layer stack spent
+        # about 1 ms a run on keys when the cache, the kept modules, the module lookup and the shape
+        # plan each made their own).
+        layer_keys = [spec_key(spec) for spec in stack.layers]
         for i, spec in enumerate(stack.layers):
             if should_stop is not None and should_stop():
                 self._keys, self._results = keys, results    # what ran is valid for this input
                 return RunResult(results, self.device, tuple(self._moved.shape), time.perf_counter() - started,
                                  cancelled=True)
-            # Once per layer and run: the key writes the arguments out as JSON (a 10-layer stack
-            # spent about 1 ms a run on the keys when each use made its own).
-            key = spec_key(spec)
+            key = layer_keys[i]
             module_key = _module_key(key, stack.seed)
             prefix = (prefix, key)
             keys.append(prefix)
@@ -251,7 +252,7 @@ class StackRunner:
                     result = dataclasses.replace(result, reused=True)
             else:
                 if plan is None:
-                    plan = self._shape_plan(stack, tuple(x.shape))
+                    plan = self._shape_plan(stack, tuple(x.shape), layer_keys)
                     free = available_memory(self.device)
                     # The last run's outputs count as free: the reused ones are counted again in ``kept``,
                     # the others are let go as this run replaces them.

@@ -59,12 +59,17 @@ class Stack:
                      InputSpec(self.input.channels, self.input.size), self.mode, self.description)
 
 
+def layer_structure(spec: LayerSpec) -> tuple:
+    """One layer's type, name, arguments (written out as JSON) and switches: its part of
+    ``structure_key``, and the engine's cache key without the tensors."""
+    return (spec.type, spec.name, json.dumps(spec.args, sort_keys=True, default=list), spec.enabled, spec.indices_from)
+
+
 def structure_key(stack: Stack) -> tuple:
     """The layers' types, names, arguments and switches: what the shapes, ``print(model)`` and the
     parameter list depend on, never the weights or the seed (a kernel edit or a training preview
     keeps the key)."""
-    return tuple((s.type, s.name, json.dumps(s.args, sort_keys=True, default=list), s.enabled, s.indices_from)
-                 for s in stack.layers)
+    return tuple(layer_structure(s) for s in stack.layers)
 
 
 def default_name(stack_names: list[str] | set[str], type_name: str, hints: dict[str, int] | None = None) -> str:
